@@ -1,0 +1,1 @@
+"""The cross-check harness: backends, tolerances, comparison, op table, report."""

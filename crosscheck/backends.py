@@ -1,0 +1,155 @@
+"""Backends (framework x device) found at run time, and how arrays travel to them.
+
+A backend is named ``framework-device``: ``numpy``, ``torch-cpu``,
+``torch-cuda``, ``jax-cpu``, ``jax-cuda``. The harness asks each whether it is
+present; a backend the user *requested* (``CROSSCHECK_BACKENDS`` or pytest's
+``--backends``) that is missing is an error, one that is merely absent is
+skipped with the reason.
+
+Loading a backend also fixes its numerics for the whole process: JAX gets
+64-bit types (``jax_enable_x64``) and full-precision float32 matmul/conv
+(``jax_default_matmul_precision="highest"``); torch gets TF32 switched off for
+matmul and cuDNN. The suite asks "is the algorithm right", so it compares at
+the precision the dtype promises; TF32 is measured separately.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+ALL_BACKENDS = ("numpy", "torch-cpu", "torch-cuda", "jax-cpu", "jax-cuda")
+ENV_VAR = "CROSSCHECK_BACKENDS"
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend the user asked for is not present."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+
+    @property
+    def framework(self) -> str:
+        return self.name.split("-")[0]
+
+    @property
+    def device(self) -> str:
+        return "cpu" if self.name == "numpy" else self.name.split("-")[1]
+
+    def missing(self) -> str | None:
+        """Why this backend cannot run here, or None when it can."""
+        return _missing(self.name)
+
+    def asarray(self, a: np.ndarray, *, noncontiguous: bool = False):
+        """``a`` as this backend's array; torch can get a strided (non-contiguous) view."""
+        if self.framework == "numpy":
+            return np.array(a)
+        if self.framework == "torch":
+            torch = load_torch()
+            t = torch.from_numpy(np.array(a))
+            if noncontiguous:
+                # every second element of a buffer one dim longer: same values, stride 2
+                holder = torch.zeros(t.shape + (2,), dtype=t.dtype)
+                holder[..., 0] = t
+                t = holder[..., 0]
+            return t.to(self.device)
+        jax = load_jax()
+        device = jax.devices("gpu" if self.device == "cuda" else "cpu")[0]
+        return jax.device_put(np.array(a), device)
+
+    def to_numpy(self, x) -> np.ndarray:
+        if self.framework == "torch":
+            return x.detach().cpu().numpy()
+        return np.asarray(x)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@functools.cache
+def load_torch():
+    import torch
+
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+    else:  # older torch
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return torch
+
+
+@functools.cache
+def load_jax():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_default_matmul_precision", "highest")
+    cache = os.environ.get("CROSSCHECK_JAX_CACHE")
+    if cache:
+        # Compiling costs ~50 ms per new shape, a cached call ~20 us: keep the
+        # compiled kernels across runs and across pytest-xdist workers.
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return jax
+
+
+@functools.cache
+def _missing(name: str) -> str | None:
+    if name == "numpy":
+        return None
+    framework, device = name.split("-")
+    if importlib.util.find_spec(framework) is None:
+        return f"{framework} is not installed"
+    if device == "cpu":
+        return None
+    if framework == "torch":
+        torch = load_torch()
+        if not torch.cuda.is_available():
+            return "torch sees no CUDA device"
+        return None
+    jax = load_jax()
+    try:
+        jax.devices("gpu")
+    except RuntimeError as e:
+        return f"jax sees no GPU ({str(e).splitlines()[0][:80]})"
+    return None
+
+
+def requested() -> tuple[str, ...] | None:
+    """Backends named in ``CROSSCHECK_BACKENDS`` (comma-separated), or None."""
+    raw = os.environ.get(ENV_VAR, "").strip()
+    if not raw:
+        return None
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    unknown = [n for n in names if n not in ALL_BACKENDS]
+    if unknown:
+        raise BackendUnavailable(
+            f"{ENV_VAR} names unknown backends {unknown}; known: {', '.join(ALL_BACKENDS)}"
+        )
+    return names
+
+
+def selected() -> list[Backend]:
+    """The backends to run: the requested ones (all must be present) or all known."""
+    names = requested()
+    if names is None:
+        return [Backend(n) for n in ALL_BACKENDS]
+    missing = {n: _missing(n) for n in names if _missing(n)}
+    if missing:
+        raise BackendUnavailable(
+            "requested backends are missing: "
+            + "; ".join(f"{n}: {why}" for n, why in missing.items())
+        )
+    return [Backend(n) for n in names]
+
+
+def available() -> list[Backend]:
+    return [b for b in selected() if b.missing() is None]

@@ -1,0 +1,112 @@
+"""The one comparison: structure, then shape, then dtype, then values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from crosscheck.tolerance import Tolerance, for_dtype
+
+
+class Mismatch(AssertionError):
+    """Two results that should agree do not; the message says where and by how much."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What a passing comparison measured: elements compared and the worst error / allowed."""
+
+    elements: int = 0
+    worst_ratio: float = 0.0  # max |diff| / allowed over the elements; 0 when all exact
+
+    def merge(self, other: Comparison) -> Comparison:
+        return Comparison(
+            self.elements + other.elements, max(self.worst_ratio, other.worst_ratio)
+        )
+
+
+def assert_close(actual, expected, tol: Tolerance | None = None, *, dtype=None, path="result"):
+    """Assert ``actual`` matches ``expected``; return the :class:`Comparison`.
+
+    Args:
+        actual, expected: NumPy arrays, scalars, or dicts / lists / tuples of them.
+        tol: the tolerance; default: the per-dtype table (exact for integers).
+        dtype: the dtype ``actual`` must have (default: ``expected``'s). Lets a
+            float32 result be held against a float64 reference.
+        path: how the message names the compared value.
+
+    Raises:
+        Mismatch: with the count of differing elements and the worst one.
+    """
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict) or set(actual) != set(expected):
+            raise Mismatch(f"{path}: expected a dict with keys {sorted(expected)}, got {_kind(actual)}")
+        result = Comparison()
+        for key in expected:
+            result = result.merge(assert_close(actual[key], expected[key], tol, dtype=dtype, path=f"{path}[{key!r}]"))
+        return result
+    if isinstance(expected, (list, tuple)):
+        if type(actual) is not type(expected) or len(actual) != len(expected):
+            raise Mismatch(f"{path}: expected a {type(expected).__name__} of {len(expected)}, got {_kind(actual)}")
+        result = Comparison()
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            result = result.merge(assert_close(a, e, tol, dtype=dtype, path=f"{path}[{i}]"))
+        return result
+
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape != expected.shape:
+        raise Mismatch(f"{path}: shape {actual.shape} != expected {expected.shape}")
+    want = np.dtype(dtype) if dtype is not None else expected.dtype
+    if actual.dtype != want:
+        raise Mismatch(f"{path}: dtype {actual.dtype} != expected {want}")
+    if tol is None:
+        tol = for_dtype(want)
+    if actual.size == 0:
+        return Comparison()
+
+    if not np.issubdtype(want, np.inexact) or tol.is_exact:
+        if np.issubdtype(want, np.inexact):
+            bad = ~((actual == expected) | (np.isnan(actual) & np.isnan(expected)))
+        else:
+            bad = actual != expected
+        if bad.any():
+            _raise(path, actual, expected, bad, None, tol)
+        return Comparison(actual.size, 0.0)
+
+    a, e = actual.astype(np.float64), expected.astype(np.float64)
+    same = (a == e) | (np.isnan(a) & np.isnan(e))  # also equal infinities
+    with np.errstate(invalid="ignore"):
+        diff = np.where(same, 0.0, np.abs(a - e))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    allowed = np.broadcast_to(tol.allowed(e), e.shape)
+    bad = diff > allowed
+    if bad.any():
+        _raise(path, actual, expected, bad, diff, tol, allowed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(diff == 0, 0.0, diff / allowed)
+    return Comparison(actual.size, float(ratio.max()))
+
+
+def _raise(path, actual, expected, bad, diff, tol, allowed=None):
+    n_bad = int(bad.sum())
+    if diff is None:
+        worst = tuple(int(i) for i in np.argwhere(bad)[0])
+        detail = ""
+    else:
+        scored = np.where(bad, diff / np.where(allowed > 0, allowed, np.finfo(np.float64).tiny), -1)
+        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(scored)), bad.shape))
+        detail = f", |diff| = {diff[worst]:.6g} > allowed {allowed[worst]:.3g}"
+    where = f"[{', '.join(map(str, worst))}]" if worst else "(0-d)"
+    raise Mismatch(
+        f"{path}: {n_bad} of {bad.size} elements differ ({tol.why}); worst at {where}: "
+        f"actual {actual[worst]!r}, expected {expected[worst]!r}{detail}"
+    )
+
+
+def _kind(x):
+    if isinstance(x, dict):
+        return f"a dict with keys {sorted(x)}"
+    if isinstance(x, (list, tuple)):
+        return f"a {type(x).__name__} of {len(x)}"
+    return type(x).__name__

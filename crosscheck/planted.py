@@ -1,0 +1,17 @@
+"""Planted wrong implementations, as targets: the harness's test of itself."""
+
+from __future__ import annotations
+
+from crosscheck.backends import Backend
+from crosscheck.ops import BY_NAME, TOPICS
+from crosscheck.optable import Native, Target
+
+
+def planted_targets() -> list[Target]:
+    """Every topic's ``PLANTED`` (op, bug, fn) as a NumPy target that claims the API contract."""
+    return [
+        Target(BY_NAME[op], f"planted: {bug}", Backend("numpy"),
+               Native(f"planted: {bug}", "numpy", fn, checks_input=True))
+        for topic in TOPICS
+        for op, bug, fn in getattr(topic, "PLANTED", ())
+    ]

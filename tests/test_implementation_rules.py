@@ -1,0 +1,66 @@
+"""torch_impl never calls its native twin; the JAX versions have no per-element Python loop."""
+
+from __future__ import annotations
+
+import pytest
+
+from crosscheck.backends import Backend
+from crosscheck.ops import OPS
+from crosscheck.optable import Target
+
+WITH_EXAMPLE = [op for op in OPS if op.example is not None]
+
+
+@pytest.mark.parametrize("op", WITH_EXAMPLE, ids=lambda op: op.name)
+def test_torch_impl_does_not_call_its_native_twin(op, require_backend):
+    backend = Backend("torch-cpu")
+    require_backend(backend)
+    from torch.overrides import TorchFunctionMode
+
+    called = set()
+
+    class Record(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            called.add(getattr(func, "__name__", repr(func)))
+            return func(*args, **(kwargs or {}))
+
+    target = Target(op, "torch_impl", backend)
+    args = target.convert(op.example(0.001))
+    with Record():
+        target.fn(*args)
+    assert called, "the mode saw no torch call at all: the test could not fail"
+    assert not called & set(op.forbidden_torch), f"{op.name} calls {called & set(op.forbidden_torch)}"
+
+
+def _count_equations(jaxpr) -> int:
+    n = 0
+    for eqn in jaxpr.eqns:
+        n += 1
+        for sub in eqn.params.values():
+            inner = getattr(sub, "jaxpr", None)
+            if inner is not None:
+                n += _count_equations(getattr(inner, "jaxpr", inner))
+    return n
+
+
+@pytest.mark.parametrize("op", WITH_EXAMPLE, ids=lambda op: op.name)
+def test_jax_impl_program_does_not_grow_with_the_input(op, require_backend):
+    backend = Backend("jax-cpu")
+    require_backend(backend)
+    import jax
+
+    target = Target(op, "jax_impl", backend)
+    sizes = []
+    for scale in (0.001, 0.01):
+        case = op.example(scale)
+        arrays = [i for i, a in enumerate(case.args) if hasattr(a, "shape")]
+        args = list(target.convert(case))
+
+        def f(*xs, args=args, arrays=arrays):
+            full = list(args)
+            for i, x in zip(arrays, xs):
+                full[i] = x
+            return target.fn(*full)
+
+        sizes.append(_count_equations(jax.make_jaxpr(f)(*[args[i] for i in arrays]).jaxpr))
+    assert sizes[0] == sizes[1], f"jaxpr grew from {sizes[0]} to {sizes[1]} equations with the input"

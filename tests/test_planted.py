@@ -1,0 +1,33 @@
+"""The suite tests itself: each planted wrong implementation must be caught."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import settings
+
+from crosscheck import runner
+from crosscheck.ops import properties
+from crosscheck.planted import planted_targets
+
+
+def _assertions(exc: BaseException) -> list[AssertionError]:
+    if isinstance(exc, AssertionError):
+        return [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        return [a for e in exc.exceptions for a in _assertions(e)]
+    return []
+
+
+@pytest.mark.parametrize("target", planted_targets(), ids=lambda t: f"{t.op.name}-{t.impl}")
+def test_planted_bug_is_caught(target):
+    caught = []
+    for prop in properties([target.op.name]):
+        if not prop.applies(target):
+            continue
+        try:
+            # more examples than the profile: a bug hiding from 40 examples would be news
+            runner.run(prop, target, max_examples=max(settings.default.max_examples, 100))
+        except Exception as e:  # noqa: BLE001 - a crash on valid input does not count
+            if _assertions(e):
+                caught.append(prop.name)
+    assert caught, f"no property caught the planted bug {target.impl!r} in {target.op.name}"
