@@ -10,8 +10,9 @@ A *property* is a check that a drawn case must pass on a target.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -82,6 +83,9 @@ class OpSpec:
     magnitude: Callable[[Case], np.ndarray] | None = None
     #: ``example(scale)``: a deterministic case of about ``scale`` M elements (bench, size tests)
     example: Callable[..., Case] | None = None
+    #: ``bench_cases() -> [(label, Case), ...]``: the sizes ``nox -s bench`` times (default:
+    #: ``example(1.0)``); ours against the native twin on the same framework and device
+    bench_cases: Callable[[], list[tuple[str, Case]]] | None = None
     #: names on ``torch`` / ``torch.Tensor`` that ``torch_impl`` must not call (its native twins)
     forbidden_torch: tuple[str, ...] = ()
     known_differences: str = ""

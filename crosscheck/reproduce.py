@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from crosscheck.optable import Case, Target, call_of
+from crosscheck.optable import Target, call_of
 
 _SETUP = {
     "numpy": ("import numpy as np, refs", "refs", "np.array({}, dtype='{}')"),

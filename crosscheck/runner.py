@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hypothesis import given, note, seed as hypothesis_seed, settings
+from hypothesis import given, note, settings
+from hypothesis import seed as hypothesis_seed
 
 from crosscheck.compare import Comparison
 from crosscheck.optable import Property, Target

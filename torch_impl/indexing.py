@@ -1,4 +1,12 @@
-"""gather and scatter_add from torch's advanced indexing (no torch.gather / scatter_add)."""
+"""gather and scatter_add from flat offsets + ``take`` / ``index_add`` (no gather/scatter).
+
+Both ops address one element of ``input`` per element of ``index``. Its flat
+(row-major) offset is ``index * stride[dim] + sum_{d != dim} coord_d * stride[d]``,
+where ``coord_d`` is the element's own position on dim ``d``: one broadcast add
+over the index, then one ``take`` (gather) or one ``index_add`` (scatter_add,
+which accumulates duplicates). Index values are checked on the host first, so a
+bad index never reaches a kernel (on CUDA that would be a device-side assert).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +18,6 @@ from refs.checks.indexing import check_gather, check_index_values, check_scatter
 def gather(input: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
     """``out[i, j, k] = input[i, index[i, j, k], k]`` (``dim=1``), as ``refs.gather``.
 
-    Built as ``input[coords]`` where ``coords`` puts ``index`` on ``dim`` and a
-    broadcast ``arange`` on every other dim: one indexing kernel, differentiable,
-    and the index values are checked on the host before it runs.
-
     >>> gather(torch.tensor([[1, 2], [3, 4]]), 1, torch.tensor([[0, 0], [1, 0]]))
     tensor([[1, 1],
             [4, 3]])
@@ -22,7 +26,7 @@ def gather(input: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
     check_index_values("gather", index, d, _size(input, d), _bounds(index))
     if input.dim() == 0:
         return input.clone()
-    return input[_coords(index, d)]
+    return input.take(_flat_offsets(index, d, input.shape))
 
 
 def scatter_add(
@@ -30,8 +34,7 @@ def scatter_add(
 ) -> torch.Tensor:
     """``out = input.clone(); out[i, index[i, j, k], k] += src[i, j, k]`` (``dim=1``).
 
-    ``index_put`` with ``accumulate=True`` makes duplicates add up; only the
-    index-shaped corner of ``src`` is read.
+    Only the index-shaped corner of ``src`` is read; duplicates add up.
 
     >>> scatter_add(torch.zeros(3), 0, torch.tensor([0, 2, 0]), torch.tensor([1.0, 2.0, 3.0]))
     tensor([4., 0., 2.])
@@ -41,7 +44,9 @@ def scatter_add(
     if input.dim() == 0:
         return input + src
     corner = src[tuple(slice(0, n) for n in index.shape)]
-    return input.index_put(_coords(index, d), corner, accumulate=True)
+    offsets = _flat_offsets(index, d, input.shape).reshape(-1)
+    flat = input.reshape(-1).index_add(0, offsets, corner.reshape(-1))
+    return flat.view(input.shape)
 
 
 def _size(a: torch.Tensor, d: int) -> int:
@@ -52,23 +57,20 @@ def _bounds(index: torch.Tensor):
     # One reduction and one host sync: the price of never reaching a device assert.
     if index.numel() == 0:
         return None
-    if index.dtype == torch.uint8 or not index.dtype.is_signed:
-        index = index.to(torch.int64)
-    lo, hi = torch.aminmax(index)
+    lo, hi = torch.aminmax(index if index.dtype.is_signed else index.to(torch.int64))
     return lo.item(), hi.item()
 
 
-def _coords(index: torch.Tensor, dim: int) -> tuple[torch.Tensor, ...]:
-    """Index tensors that address ``index``'s positions with ``index`` on ``dim``."""
-    if index.dtype not in (torch.int64, torch.int32):
-        index = index.to(torch.int64)  # uint8 would be read as a boolean mask
-    rank = index.dim()
-    coords = []
-    for d, n in enumerate(index.shape):
-        if d == dim:
-            coords.append(index)
-        else:
-            view = [1] * rank
+def _flat_offsets(index: torch.Tensor, dim: int, shape: torch.Size) -> torch.Tensor:
+    """Row-major offsets into a tensor of ``shape`` for every element of ``index``."""
+    strides = [1] * len(shape)
+    for d in range(len(shape) - 2, -1, -1):
+        strides[d] = strides[d + 1] * shape[d + 1]
+    # not 0-d, so that int64 wins the type promotion against an int32 / uint8 index
+    base = torch.zeros([1] * index.dim(), dtype=torch.int64, device=index.device)
+    for d, n in enumerate(index.shape):  # a fixed, small number of dims
+        if d != dim:
+            view = [1] * index.dim()
             view[d] = n
-            coords.append(torch.arange(n, device=index.device).view(view))
-    return tuple(coords)
+            base = base + torch.arange(0, n * strides[d], strides[d], device=index.device).view(view)
+    return torch.add(base, index, alpha=strides[dim])

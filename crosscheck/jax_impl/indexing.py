@@ -1,15 +1,18 @@
 """gather and scatter_add as single ``lax.gather`` / ``lax.scatter_add`` calls.
 
-Each element of ``index`` becomes a full coordinate (``index`` on ``dim``, an
-iota on every other dim), so one XLA gather or scatter does the work: no Python
-loop over elements, ``jax.jit``-compatible, differentiable in the data.
+gather reads with XLA's batching dims (every dim but ``dim`` is a batch dim, as
+in ``take_along_axis``); scatter_add adds into the flattened input at row-major
+offsets ``index * stride[dim] + sum_{d != dim} coord_d * stride[d]`` (XLA's
+batched scatter is several times slower on CPU). No Python loop over elements,
+``jax.jit``-compatible, differentiable in the data.
 
-Index values are checked on the host whenever they are concrete; then the
-kernel runs with ``mode=PROMISE_IN_BOUNDS``. Under ``jit`` with a traced index
-nothing can be checked before the kernel, so the kernel falls back to
-``FILL_OR_DROP`` (a bad index reads NaN / the integer minimum and its update is
-dropped, never touching memory out of bounds). Wrap the jitted function in
-``checkify.checkify(..., errors=checkify.index_checks)`` to turn those into errors.
+Index values are checked on the host whenever they are concrete (one fused
+min/max pass); then the kernel runs with ``mode=PROMISE_IN_BOUNDS``. Under
+``jit`` with a traced index nothing can be checked before the kernel, so the
+kernel falls back to ``FILL_OR_DROP`` (a bad index reads NaN / the integer
+minimum and its update is dropped, never touching memory out of bounds). Wrap
+the jitted function in ``checkify.checkify(..., errors=checkify.index_checks)``
+to turn those into errors.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from refs.checks.indexing import check_gather, check_index_values, check_scatter_add
@@ -61,39 +65,30 @@ def _checked_mode(fn, index, dim, size):
 
 @jax.jit
 def _minmax(index):
-    return jnp.min(index), jnp.max(index)
-
-
-def _coordinates(index, dim):
-    """``index.shape + (rank,)`` full coordinates: ``index`` on ``dim``, iotas elsewhere."""
-    idx_dtype = jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
-    index = index.astype(idx_dtype)
-    columns = [
-        index if d == dim else lax.broadcasted_iota(idx_dtype, index.shape, d)
-        for d in range(index.ndim)
-    ]
-    return jnp.stack(columns, axis=-1)
-
-
-def _dimension_numbers(rank):
-    every = tuple(range(rank))
-    gather = lax.GatherDimensionNumbers(
-        offset_dims=(), collapsed_slice_dims=every, start_index_map=every
+    # one variadic reduction: min and max in a single pass over the index
+    return lax.reduce(
+        (index, index),
+        (jnp.iinfo(index.dtype).max, jnp.iinfo(index.dtype).min),
+        lambda a, b: (jnp.minimum(a[0], b[0]), jnp.maximum(a[1], b[1])),
+        tuple(range(index.ndim)),
     )
-    scatter = lax.ScatterDimensionNumbers(
-        update_window_dims=(), inserted_window_dims=every, scatter_dims_to_operand_dims=every
-    )
-    return gather, scatter
 
 
 @partial(jax.jit, static_argnums=(2, 3))
 def _gather(input, index, dim, mode):
     if input.ndim == 0:
         return input
-    dnums, _ = _dimension_numbers(input.ndim)
-    return lax.gather(
-        input, _coordinates(index, dim), dnums, slice_sizes=(1,) * input.ndim, mode=mode
+    batch = tuple(d for d in range(input.ndim) if d != dim)
+    # batch dims must match in size: read only the index-shaped part of input
+    cropped = input[tuple(slice(None) if d == dim else slice(0, n) for d, n in enumerate(index.shape))]
+    dnums = lax.GatherDimensionNumbers(
+        offset_dims=(),
+        collapsed_slice_dims=(dim,),
+        start_index_map=(dim,),
+        operand_batching_dims=batch,
+        start_indices_batching_dims=batch,
     )
+    return lax.gather(cropped, index[..., None], dnums, slice_sizes=(1,) * input.ndim, mode=mode)
 
 
 @partial(jax.jit, static_argnums=(3, 4))
@@ -101,5 +96,20 @@ def _scatter_add(input, index, src, dim, mode):
     if input.ndim == 0:
         return input + src
     corner = src[tuple(slice(0, n) for n in index.shape)]
-    _, dnums = _dimension_numbers(input.ndim)
-    return lax.scatter_add(input, _coordinates(index, dim), corner, dnums, mode=mode)
+    dnums = lax.ScatterDimensionNumbers(
+        update_window_dims=(), inserted_window_dims=(0,), scatter_dims_to_operand_dims=(0,)
+    )
+    offsets = _flat_offsets(index, dim, input.shape)[..., None]
+    flat = lax.scatter_add(input.reshape(-1), offsets, corner, dnums, mode=mode)
+    return flat.reshape(input.shape)
+
+
+def _flat_offsets(index, dim, shape):
+    """Row-major offsets into an array of ``shape`` for every element of ``index``."""
+    dtype = jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
+    strides = [int(np.prod(shape[d + 1 :])) for d in range(len(shape))]
+    offsets = index.astype(dtype) * strides[dim]
+    for d in range(index.ndim):  # a fixed, small number of dims
+        if d != dim:
+            offsets = offsets + lax.broadcasted_iota(dtype, index.shape, d) * strides[d]
+    return offsets

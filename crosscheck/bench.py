@@ -1,0 +1,126 @@
+"""``python -m crosscheck.bench``: our vectorized ops against their native twins.
+
+For every op and every present torch / JAX backend, times ``torch_impl`` /
+``jax_impl`` and the framework's own op on the same case in one run, and prints
+the ratio (ours / native: below 1 is faster) and the achieved bandwidth
+(bytes of all inputs and the output, per second) next to the device's copy
+bandwidth. Times are medians of repeated calls after a warm-up; ours include
+their argument checks (one host sync for an index's range), as a user pays them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+from crosscheck import backends as backends_mod
+from crosscheck.optable import Target
+
+
+def _timer(backend):
+    if backend.framework == "torch":
+        torch = backends_mod.load_torch()
+
+        def sync(out):
+            if backend.device == "cuda":
+                torch.cuda.synchronize()
+            return out
+
+        return sync
+
+    def block(out):
+        import jax
+
+        return jax.block_until_ready(out)
+
+    return block
+
+
+def time_call(fn, args, backend, *, min_time=0.2, max_reps=50) -> float:
+    """Median seconds of ``fn(*args)``, after one warm-up call (compilation, caches)."""
+    done = _timer(backend)
+    done(fn(*args))
+    samples = []
+    start = time.perf_counter()
+    while len(samples) < 3 or (time.perf_counter() - start < min_time and len(samples) < max_reps):
+        t0 = time.perf_counter()
+        done(fn(*args))
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def copy_bandwidth(backend) -> float:
+    """GB/s of a plain 256 MB device copy (read + write), the ceiling for data movement."""
+    n = 32 * 2**20
+    x = backend.asarray(np.ones(n, dtype=np.float64))
+    if backend.framework == "torch":
+        fn = lambda a: a.clone()
+    else:
+        import jax
+
+        fn = jax.jit(lambda a: a + 0)
+    return 2 * x.nbytes / time_call(fn, (x,), backend) / 1e9
+
+
+def nbytes(case, out) -> int:
+    arrays = [a for a in case.args if isinstance(a, np.ndarray)]
+    return sum(a.nbytes for a in arrays) + int(np.asarray(out).nbytes)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m crosscheck.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--ops", default=None, help="comma-separated ops (default: all)")
+    p.add_argument("--devices", default=None, help="comma-separated devices: cpu, cuda")
+    p.add_argument("--json", default=None, metavar="PATH")
+    args = p.parse_args(argv)
+
+    from crosscheck.ops import OPS
+
+    wanted = set(args.ops.split(",")) if args.ops else None
+    devices = set(args.devices.split(",")) if args.devices else None
+    rows = []
+    header = (f"{'op':12} {'case':34} {'backend':10} {'ours ms':>9} {'native ms':>10} "
+              f"{'ratio':>6} {'ours GB/s':>10} {'native GB/s':>11}  native")
+    print(header)
+    print("-" * len(header))
+    for backend in backends_mod.available():
+        if backend.framework == "numpy" or (devices and backend.device not in devices):
+            continue
+        ceiling = copy_bandwidth(backend)
+        print(f"{'':12} {'device copy bandwidth':34} {backend.name:10} {'':>9} {'':>10} {'':>6} {ceiling:10.1f}")
+        impl = "torch_impl" if backend.framework == "torch" else "jax_impl"
+        for op in OPS:
+            if wanted and op.name not in wanted:
+                continue
+            natives = [n for n in op.natives if n.framework == backend.framework]
+            if not natives or (op.bench_cases is None and op.example is None):
+                continue
+            cases = op.bench_cases() if op.bench_cases else [("example(1.0)", op.example(1.0))]
+            for label, case in cases:
+                ours = Target(op, impl, backend)
+                native = Target(op, natives[0].name, backend, natives[0])
+                args_ = ours.convert(case)
+                t_ours = time_call(ours.fn, args_, backend)
+                t_native = time_call(native.fn, args_, backend)
+                out = backend.to_numpy(ours.fn(*args_))
+                moved = nbytes(case, out)
+                row = dict(op=op.name, case=label, backend=backend.name, ours_ms=t_ours * 1e3,
+                           native_ms=t_native * 1e3, ratio=t_ours / t_native,
+                           ours_gbs=moved / t_ours / 1e9, native_gbs=moved / t_native / 1e9,
+                           native=natives[0].name, copy_gbs=ceiling)
+                rows.append(row)
+                print(f"{op.name:12} {label[:34]:34} {backend.name:10} {row['ours_ms']:9.3f} "
+                      f"{row['native_ms']:10.3f} {row['ratio']:6.2f} {row['ours_gbs']:10.1f} "
+                      f"{row['native_gbs']:11.1f}  {natives[0].name}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

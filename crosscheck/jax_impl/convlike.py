@@ -1,0 +1,135 @@
+"""unfold / fold / conv / max_pool from strided ``lax.slice``/``lax.pad`` (no convolution, no patches).
+
+For a fixed geometry (a static argument of the jitted kernels) every kernel
+offset ``j`` reads the blocks' elements as one strided slice of the padded
+image, starting at ``dilation * j`` with step ``stride``; ``unfold`` stacks the
+``K = prod(kernel_size)`` slices (a static count: the program grows with the
+kernel, never with the data). ``fold`` is the transpose: each offset's
+values are placed back by ``lax.pad`` with interior padding ``stride - 1`` and
+summed. ``conv`` is unfold plus one ``dot_general`` (full float32 precision
+on every device), ``max_pool`` unfold plus a max. All are jit- and
+grad-compatible; arguments are checked on the host before anything runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from refs.checks.convlike import Geometry, check_conv, check_fold, check_max_pool, check_unfold
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """``out[n, c * K + j, l] = input[n, c, stride * i - padding + dilation * j]``, as ``refs.unfold``.
+
+    >>> unfold(jnp.arange(4).reshape(1, 1, 4), kernel_size=2, stride=2).tolist()
+    [[[0, 2], [1, 3]]]
+    """
+    input = jnp.asarray(input)
+    g = check_unfold(input, kernel_size, dilation, padding, stride)
+    return _unfold(input, g)
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """``out[n, c, stride * i - padding + dilation * j] += input[n, c * K + j, l]``, as ``refs.fold``.
+
+    >>> fold(jnp.ones((1, 4, 6)), (3, 4), kernel_size=2)[0, 0].tolist()
+    [[1.0, 2.0, 2.0, 1.0], [2.0, 4.0, 4.0, 2.0], [1.0, 2.0, 2.0, 1.0]]
+    """
+    input = jnp.asarray(input)
+    g = check_fold(input, output_size, kernel_size, dilation, padding, stride)
+    return _fold(input, g)
+
+
+def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Cross-correlation as unfold + one ``dot_general`` over the groups, as ``refs.conv``.
+
+    >>> conv(jnp.arange(5.0).reshape(1, 1, 5), jnp.array([[[1.0, -1.0]]])).tolist()
+    [[[-1.0, -1.0, -1.0, -1.0]]]
+    """
+    input, weight = jnp.asarray(input), jnp.asarray(weight)
+    bias = None if bias is None else jnp.asarray(bias)
+    cg = check_conv(input, weight, bias, stride, padding, dilation, groups)
+    return _conv(input, weight, bias, cg.blocks, cg.out_channels, cg.groups)
+
+
+def max_pool(input, kernel_size, stride=None, padding=0, dilation=1):
+    """Max over each block of the input padded with -inf (the integer minimum for ints).
+
+    >>> max_pool(jnp.array([[[-3.0, -1.0, -2.0]]]), kernel_size=2, stride=1, padding=1).tolist()
+    [[[-3.0, -1.0, -1.0, -2.0]]]
+    """
+    input = jnp.asarray(input)
+    g = check_max_pool(input, kernel_size, stride, padding, dilation)
+    return _max_pool(input, g)
+
+
+# ------------------------------------------------------------------ kernels
+
+
+def _offsets(g: Geometry):
+    return itertools.product(*map(range, g.kernel_size))
+
+
+def _pad(x, padding, value):
+    config = [(0, 0, 0), (0, 0, 0)] + [(p, p, 0) for p in padding]
+    return lax.pad(x, jnp.asarray(value, x.dtype), config)
+
+
+def _blocks(x, g: Geometry):
+    """``(N, C, K, *blocks)`` from the padded image ``x``: one strided slice per kernel offset."""
+    pieces = []
+    for offset in _offsets(g):
+        start = (0, 0) + tuple(d * j for d, j in zip(g.dilation, offset))
+        limit = (g.batch, g.channels) + tuple(
+            a + s * (b - 1) + 1 for a, s, b in zip(start[2:], g.stride, g.blocks))
+        pieces.append(lax.slice(x, start, limit, (1, 1) + g.stride))
+    return jnp.stack(pieces, axis=2)
+
+
+@partial(jax.jit, static_argnums=1)
+def _unfold(x, g: Geometry):
+    blocks = _blocks(_pad(x, g.padding, 0), g)
+    return blocks.reshape(g.batch, g.channels * g.kernel_volume, g.num_blocks)
+
+
+@partial(jax.jit, static_argnums=1)
+def _fold(cols, g: Geometry):
+    cols = cols.reshape((g.batch, g.channels, g.kernel_volume) + g.blocks)
+    out = jnp.zeros((g.batch, g.channels) + g.padded, cols.dtype)
+    zero = jnp.zeros((), cols.dtype)
+    for j, offset in enumerate(_offsets(g)):
+        # block i's element lands on d * j + s * i: low pad d * j, s - 1 between blocks
+        config = [(0, 0, 0), (0, 0, 0)] + [
+            (d * o, n - (d * o + s * (b - 1) + 1), s - 1)
+            for d, o, s, b, n in zip(g.dilation, offset, g.stride, g.blocks, g.padded)]
+        out = out + lax.pad(cols[:, :, j], zero, config)
+    start = (0, 0) + g.padding
+    return lax.slice(out, start, (g.batch, g.channels) + tuple(
+        p + n for p, n in zip(g.padding, g.size)))
+
+
+@partial(jax.jit, static_argnums=(3, 4, 5))
+def _conv(x, weight, bias, g: Geometry, out_channels: int, groups: int):
+    rows = g.channels // groups * g.kernel_volume
+    # channel-major rows: the rows of group g are one contiguous range
+    cols = _unfold(x, g).reshape(g.batch, groups, rows, g.num_blocks)
+    w = weight.reshape(groups, out_channels // groups, rows)
+    # (N, G, R, L) x (G, O, R) -> (G, N, L, O): batch over G, contract over R
+    out = lax.dot_general(cols, w, (((2,), (2,)), ((1,), (0,))),
+                          precision=lax.Precision.HIGHEST)
+    out = jnp.transpose(out, (1, 0, 3, 2)).reshape((g.batch, out_channels) + g.blocks)
+    if bias is not None:
+        out = out + bias.reshape((out_channels,) + (1,) * g.spatial_dims)
+    return out
+
+
+@partial(jax.jit, static_argnums=1)
+def _max_pool(x, g: Geometry):
+    low = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
+    blocks = _blocks(_pad(x, g.padding, low), g)  # (N, C, K, *blocks)
+    return jnp.max(blocks, axis=2)

@@ -1,0 +1,124 @@
+"""unfold / fold / conv / max_pool from strided views (no F.unfold, F.fold, F.conv*, F.max_pool*).
+
+``unfold`` pads once and reads the blocks through one ``as_strided`` view of
+shape ``(N, C, *kernel_size, *blocks)``: kernel offset ``j`` and block ``i``
+land on ``stride * i + dilation * j`` of the padded image, which is a strided
+address, so the only copy is the final ``reshape`` into ``(N, C * K, L)``.
+``fold`` is its adjoint: one strided ``add_`` per kernel offset (a fixed, small
+count, independent of the data), then a crop of the padding. ``conv`` and
+``max_pool`` are the deck's "extract blocks, apply an op, combine": unfold
+plus a batched matrix product, unfold plus ``amax``.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+
+from refs.checks.convlike import Geometry, check_conv, check_fold, check_max_pool, check_unfold
+
+
+def unfold(input: torch.Tensor, kernel_size, dilation=1, padding=0, stride=1) -> torch.Tensor:
+    """``out[n, c * K + j, l] = input[n, c, stride * i - padding + dilation * j]``, as ``refs.unfold``.
+
+    >>> unfold(torch.arange(4).reshape(1, 1, 4), kernel_size=2, stride=2)
+    tensor([[[0, 2],
+             [1, 3]]])
+    """
+    g = check_unfold(input, kernel_size, dilation, padding, stride)
+    return _blocks(_pad(input, g.padding, 0), g).reshape(g.batch, g.channels * g.kernel_volume,
+                                                          g.num_blocks)
+
+
+def fold(input: torch.Tensor, output_size, kernel_size, dilation=1, padding=0,
+         stride=1) -> torch.Tensor:
+    """``out[n, c, stride * i - padding + dilation * j] += input[n, c * K + j, l]``, as ``refs.fold``.
+
+    >>> fold(torch.ones(1, 4, 6), (3, 4), kernel_size=2)[0, 0]
+    tensor([[1., 2., 2., 1.],
+            [2., 4., 4., 2.],
+            [1., 2., 2., 1.]])
+    """
+    g = check_fold(input, output_size, kernel_size, dilation, padding, stride)
+    cols = input.reshape((g.batch, g.channels) + g.kernel_size + g.blocks)
+    out = input.new_zeros((g.batch, g.channels) + g.padded)
+    for offset in itertools.product(*map(range, g.kernel_size)):
+        # every block's element at this offset: one strided slice of the padded image
+        where = tuple(slice(d * j, d * j + s * (b - 1) + 1, s)
+                      for d, j, s, b in zip(g.dilation, offset, g.stride, g.blocks))
+        out[(slice(None), slice(None)) + where].add_(cols[(slice(None), slice(None)) + offset])
+    return out[(slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in
+                                                  zip(g.padding, g.size))]
+
+
+def conv(input: torch.Tensor, weight: torch.Tensor, bias=None, stride=1, padding=0, dilation=1,
+         groups=1) -> torch.Tensor:
+    """Cross-correlation as unfold + one batched matrix product per group, as ``refs.conv``.
+
+    >>> conv(torch.arange(5.0).reshape(1, 1, 5), torch.tensor([[[1.0, -1.0]]]))
+    tensor([[[-1., -1., -1., -1.]]])
+    """
+    cg = check_conv(input, weight, bias, stride, padding, dilation, groups)
+    g, G = cg.blocks, cg.groups
+    rows = g.channels // G * g.kernel_volume
+    # channel-major rows: the rows of group g are one contiguous range
+    cols = unfold(input, g.kernel_size, g.dilation, g.padding, g.stride)
+    cols = cols.reshape(g.batch, G, rows, g.num_blocks)
+    w = weight.reshape(G, cg.out_channels // G, rows)
+    out = _matmul(w, cols).reshape((g.batch, cg.out_channels) + g.blocks)
+    if bias is not None:
+        out = out + bias.reshape((cg.out_channels,) + (1,) * g.spatial_dims)
+    return out
+
+
+def max_pool(input: torch.Tensor, kernel_size, stride=None, padding=0,
+             dilation=1) -> torch.Tensor:
+    """Max over each block of the input padded with -inf (the integer minimum for ints).
+
+    >>> max_pool(torch.tensor([[[-3.0, -1.0, -2.0]]]), kernel_size=2, stride=1, padding=1)
+    tensor([[[-3., -1., -1., -2.]]])
+    """
+    g = check_max_pool(input, kernel_size, stride, padding, dilation)
+    low = float("-inf") if input.dtype.is_floating_point else torch.iinfo(input.dtype).min
+    blocks = _blocks(_pad(input, g.padding, low), g)  # (N, C, *kernel, *blocks)
+    kernel_dims = tuple(range(2, 2 + g.spatial_dims))
+    return blocks.amax(dim=kernel_dims)
+
+
+def _pad(x: torch.Tensor, padding, value) -> torch.Tensor:
+    if not any(padding):
+        return x
+    # F.pad lists the last dim first
+    return F.pad(x, [p for p in reversed(padding) for _ in (0, 1)], value=value)
+
+
+def _blocks(x: torch.Tensor, g: Geometry) -> torch.Tensor:
+    """The view ``(N, C, *kernel_size, *blocks)`` of the padded image ``x``; no copy.
+
+    Built on ``x``'s own strides, so it is right for any strided ``x`` (a
+    non-contiguous input needs no copy either).
+    """
+    n_stride, c_stride, *spatial = x.stride()
+    size = (g.batch, g.channels) + g.kernel_size + g.blocks
+    strides = ((n_stride, c_stride)
+               + tuple(st * d for st, d in zip(spatial, g.dilation))
+               + tuple(st * s for st, s in zip(spatial, g.stride)))
+    return x.as_strided(size, strides, x.storage_offset())
+
+
+def _matmul(w: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``(G, O, R) @ (N, G, R, L) -> (N, G, O, L)``.
+
+    CUDA has no integer matrix product (``addmm_cuda`` is not implemented for
+    integers), so integers on an accelerator multiply and sum instead: more
+    memory, same exact result.
+    """
+    if _integral_off_cpu(cols):
+        return (w.unsqueeze(-1) * cols.unsqueeze(2)).sum(dim=3)
+    return torch.matmul(w, cols)
+
+
+def _integral_off_cpu(x: torch.Tensor) -> bool:
+    return not x.dtype.is_floating_point and x.device.type != "cpu"
