@@ -72,5 +72,5 @@ def _flat_offsets(index: torch.Tensor, dim: int, shape: torch.Size) -> torch.Ten
         if d != dim:
             view = [1] * index.dim()
             view[d] = n
-            base = base + torch.arange(0, n * strides[d], strides[d], device=index.device).view(view)
+            base = base + torch.arange(n, device=index.device).view(view) * strides[d]
     return torch.add(base, index, alpha=strides[dim])

@@ -332,7 +332,7 @@ def contraction_plan(einsum: Einsum, shapes: tuple[tuple[int, ...], ...]) -> Pla
     """
     size = einsum.size
     prepared = []
-    for k, (labels, shape) in enumerate(zip(einsum.inputs, shapes)):
+    for labels, shape in zip(einsum.inputs, shapes):
         labels, diagonals = list(labels), []
         dims = list(shape)
         while len(set(labels)) < len(labels):
