@@ -57,7 +57,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     for n in range(g.batch):
         for c in range(g.channels):
             for j, offset in enumerate(np.ndindex(*g.kernel_size)):
-                for l, block in enumerate(np.ndindex(*g.blocks)):
+                for l, block in enumerate(np.ndindex(*g.blocks)):  # noqa: E741 - l as in the formula
                     pos = _position(g, block, offset)
                     if _inside(pos, g.size):
                         out[n, c * K + j, l] = input[(n, c) + pos]
@@ -102,7 +102,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     for n in range(g.batch):
         for c in range(g.channels):
             for j, offset in enumerate(np.ndindex(*g.kernel_size)):
-                for l, block in enumerate(np.ndindex(*g.blocks)):
+                for l, block in enumerate(np.ndindex(*g.blocks)):  # noqa: E741 - l as in the formula
                     pos = _position(g, block, offset)
                     if _inside(pos, g.size):
                         out[(n, c) + pos] += input[n, c * K + j, l]
@@ -179,7 +179,7 @@ def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     for n in range(g.batch):
         for o in range(cg.out_channels):
             first = (o // per_group) * rows
-            for l in range(g.num_blocks):
+            for l in range(g.num_blocks):  # noqa: E741 - l as in the formula
                 total = bias[o] if bias is not None else out.dtype.type(0)
                 for r in range(rows):
                     total += w[o, r] * cols[n, first + r, l]
@@ -222,7 +222,7 @@ def max_pool(input, kernel_size, stride=None, padding=0, dilation=1):
     out = np.zeros((g.batch, g.channels, g.num_blocks), dtype=input.dtype)
     for n in range(g.batch):
         for c in range(g.channels):
-            for l in range(g.num_blocks):
+            for l in range(g.num_blocks):  # noqa: E741 - l as in the formula
                 best = blocks[n, c, 0, l]
                 for j in range(1, g.kernel_volume):
                     # a NaN wins, as in torch (and a NaN never compares greater)

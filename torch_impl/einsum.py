@@ -72,7 +72,11 @@ def _contract(a, la, b, lb, step: Contract, plan) -> torch.Tensor:
         b = b.reshape(plan.shape(step.batch) + (1,) * len(step.left_free) + plan.shape(step.right_free))
         return a * b
     a, b = a.reshape(nb, m, k), b.reshape(nb, k, n)
-    if a.dtype.is_floating_point or a.dtype.is_complex:
+    if (a.dtype.is_floating_point or a.dtype.is_complex) and n == 1 < m:
+        # matrix @ vector: BLAS is faster as the transposed vector @ matrix (~1.5x on CPU);
+        # (nb, 1, m) has the memory order of (nb, m, 1)
+        out = torch.bmm(b.transpose(1, 2), a.transpose(1, 2))
+    elif a.dtype.is_floating_point or a.dtype.is_complex:
         out = torch.bmm(a, b)
     else:
         # integer bmm is missing on CUDA (torch#44428); products of ints are exact in any order

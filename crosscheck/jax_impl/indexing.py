@@ -68,7 +68,8 @@ def _minmax(index):
     # one variadic reduction: min and max in a single pass over the index
     return lax.reduce(
         (index, index),
-        (jnp.iinfo(index.dtype).max, jnp.iinfo(index.dtype).min),
+        (jnp.array(jnp.iinfo(index.dtype).max, index.dtype),
+         jnp.array(jnp.iinfo(index.dtype).min, index.dtype)),
         lambda a, b: (jnp.minimum(a[0], b[0]), jnp.maximum(a[1], b[1])),
         tuple(range(index.ndim)),
     )

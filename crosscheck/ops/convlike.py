@@ -274,6 +274,21 @@ def _torch_im2col_known(prop, drawn):
     return None
 
 
+def _torch_conv_known(prop, drawn):
+    case = drawn if isinstance(drawn, Case) else drawn[0]
+    input, dilation = case.args[0], case.args[5]
+    if np.issubdtype(input.dtype, np.integer) and np.any(np.asarray(dilation) > 1):
+        return "F.conv* with dilation > 1 has no integer kernel ('slow_conv_dilated<>' not implemented for 'Int')"
+    return None
+
+
+def _jax_transpose_known(prop, drawn):
+    _, dtype = _spatial_rank_and_dtype(drawn)
+    if np.issubdtype(dtype, np.integer):
+        return "jax.linear_transpose is for floating inputs: an integer input's cotangent is float0"
+    return None
+
+
 def _torch_max_pool_known(prop, drawn):
     rank, dtype = _spatial_rank_and_dtype(drawn)
     if rank == 1 and np.issubdtype(dtype, np.integer):
@@ -375,11 +390,13 @@ FOLD_NATIVES = (
     Native("F.fold", "torch", torch_fold, "2 spatial dims, floats only",
            known_difference=_torch_im2col_known),
     Native("jax.linear_transpose(patches)", "jax", jax_patches_transpose,
-           f"JAX has no col2im: the transpose of conv_general_dilated_patches; {_NORMALIZED}"),
+           f"JAX has no col2im: the transpose of conv_general_dilated_patches; {_NORMALIZED}",
+           known_difference=_jax_transpose_known),
 )
 CONV_NATIVES = (
     Native("F.conv1d/2d/3d", "torch", torch_conv,
-           "picked by rank; integers on CUDA run in float64 (no integer conv kernel there)"),
+           "picked by rank; integers on CUDA run in float64 (no integer conv kernel there)",
+           known_difference=_torch_conv_known),
     Native("lax.conv_general_dilated", "jax", lax_conv,
            f"feature_group_count=groups, bias added after; {_NORMALIZED}"),
 )
@@ -740,7 +757,7 @@ def _planted_fold_last_write_wins(input, output_size, kernel_size, dilation=1, p
     for n in range(g.batch):
         for c in range(g.channels):
             for j, offset in enumerate(np.ndindex(*g.kernel_size)):
-                for l, block in enumerate(np.ndindex(*g.blocks)):
+                for l, block in enumerate(np.ndindex(*g.blocks)):  # noqa: E741 - l as in the formula
                     pos = tuple(s * i - p + d * o for s, i, p, d, o in
                                 zip(g.stride, block, g.padding, g.dilation, offset))
                     if all(0 <= q < m for q, m in zip(pos, g.size)):

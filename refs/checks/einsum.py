@@ -366,6 +366,10 @@ def contraction_plan(einsum: Einsum, shapes: tuple[tuple[int, ...], ...]) -> Pla
         contract = tuple(x for x in a if x in b and x not in needed)
         left_free = tuple(x for x in a if x not in b)
         right_free = tuple(x for x in b if x not in a)
+        if not rest and batch + left_free + right_free != einsum.output \
+                and batch + right_free + left_free == einsum.output:
+            # the last product, operands swapped, lands in the output's order: no transpose
+            left, right, left_free, right_free = right, left, right_free, left_free
         steps.append(Contract(left, right, batch, contract, left_free, right_free))
         live = [other for j, other in enumerate(live) if j not in (left, right)]
         live.append(batch + left_free + right_free)
