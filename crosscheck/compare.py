@@ -83,7 +83,7 @@ def assert_close(actual, expected, tol: Tolerance | None = None, *, dtype=None, 
     bad = diff > allowed
     if bad.any():
         _raise(path, actual, expected, bad, diff, tol, allowed)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         ratio = np.where(diff == 0, 0.0, diff / allowed)
     return Comparison(actual.size, float(ratio.max()))
 
@@ -94,7 +94,8 @@ def _raise(path, actual, expected, bad, diff, tol, allowed=None):
         worst = tuple(int(i) for i in np.argwhere(bad)[0])
         detail = ""
     else:
-        scored = np.where(bad, diff / np.where(allowed > 0, allowed, np.finfo(np.float64).tiny), -1)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            scored = np.where(bad, diff / np.where(allowed > 0, allowed, np.finfo(np.float64).tiny), -1)
         worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(scored)), bad.shape))
         detail = f", |diff| = {diff[worst]:.6g} > allowed {allowed[worst]:.3g}"
     where = f"[{', '.join(map(str, worst))}]" if worst else "(0-d)"
