@@ -7,8 +7,8 @@ import pytest
 
 import refs
 from crosscheck.backends import Backend
-from crosscheck.optable import Case, Target
 from crosscheck.ops import BY_NAME
+from crosscheck.optable import Case, Target
 
 IMPLS = [("refs", "numpy"), ("torch_impl", "torch-cpu"), ("jax_impl", "jax-cpu")]
 

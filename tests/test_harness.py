@@ -7,8 +7,8 @@ import pytest
 
 from crosscheck import backends
 from crosscheck.compare import Mismatch, assert_close
-from crosscheck.optable import Case, Target
 from crosscheck.ops import BY_NAME
+from crosscheck.optable import Case, Target
 from crosscheck.reproduce import reproducers
 from crosscheck.tolerance import EXACT, for_dtype, gamma, rounding_bound
 
