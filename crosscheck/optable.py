@@ -136,6 +136,19 @@ class Target:
         self.backend_ready()
         return getattr(importlib.import_module(OURS[self.impl][1]), self.op.name)
 
+    def sibling(self, other: OpSpec) -> Target:
+        """The same implementation of ``other`` (e.g. gather's scatter_add, for the adjoint).
+
+        A native pairs with its framework's native of ``other``; where the framework has
+        none, with our implementation on the same framework.
+        """
+        if self.native is not None:
+            for native in other.natives:
+                if native.framework == self.framework:
+                    return Target(other, native.name, self.backend, native)
+        ours = next(name for name, (fw, _) in OURS.items() if fw == self.framework)
+        return Target(other, self.impl if self.native is None else ours, self.backend)
+
     def backend_ready(self):
         from crosscheck.backends import load_jax, load_torch
 

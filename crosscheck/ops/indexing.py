@@ -279,12 +279,7 @@ OPS = (
 
 
 def _sibling(target: Target, op_name: str) -> Target:
-    """The same implementation of the other op (a native pairs with its framework's twin)."""
-    other = next(op for op in OPS if op.name == op_name)
-    if target.native is None:
-        return Target(other, target.impl, target.backend)
-    native = next(n for n in other.natives if n.framework == target.framework)
-    return Target(other, native.name, target.backend, native)
+    return target.sibling(next(op for op in OPS if op.name == op_name))
 
 
 @st.composite
