@@ -289,6 +289,20 @@ def _jax_transpose_known(prop, drawn):
     return None
 
 
+def _jax_patches_known(prop, drawn):
+    _, dtype = _spatial_rank_and_dtype(drawn)
+    if prop == "adjoint_of_fold" and np.issubdtype(dtype, np.integer):
+        return "its fold twin, jax.linear_transpose(patches), is for floating inputs only"
+    return None
+
+
+def _reduce_window_known(prop, drawn):
+    case = drawn if isinstance(drawn, Case) else drawn[0]
+    if prop == "grad_goes_to_the_max" and np.any(np.asarray(case.args[4]) > 1):
+        return "jax has no VJP of reduce_window max with window dilation (select_and_gather)"
+    return None
+
+
 def _torch_max_pool_known(prop, drawn):
     rank, dtype = _spatial_rank_and_dtype(drawn)
     if rank == 1 and np.issubdtype(dtype, np.integer):
@@ -352,10 +366,13 @@ def jax_patches_transpose(input, output_size, kernel_size, dilation, padding, st
     import jax.numpy as jnp
 
     g = check_fold(input, output_size, kernel_size, dilation, padding, stride)
-    image = jnp.zeros((g.batch, g.channels) + g.size, input.dtype)
+    # Transposing the *padded* patches op aborts the process in XLA 0.10.2 for some 3-d
+    # geometries (algebraic_simplifier CHECK "Window dimensions do not match RHS shape"),
+    # so transpose the unpadded op on the padded image and crop the padding off.
+    image = jnp.zeros((g.batch, g.channels) + g.padded, input.dtype)
     (out,) = jax.linear_transpose(
-        lambda x: jax_patches(x, g.kernel_size, g.dilation, g.padding, g.stride), image)(input)
-    return out
+        lambda x: jax_patches(x, g.kernel_size, g.dilation, 0, g.stride), image)(input)
+    return out[(..., *(slice(p, p + n) for p, n in zip(g.padding, g.size)))]
 
 
 def lax_conv(input, weight, bias, stride, padding, dilation, groups):
@@ -375,7 +392,7 @@ def lax_reduce_window_max(input, kernel_size, stride, padding, dilation):
 
     g = check_max_pool(input, kernel_size, stride, padding, dilation)
     return lax.reduce_window(
-        input, lowest(input.dtype), lax.max, (1, 1) + g.kernel_size, (1, 1) + g.stride,
+        input, np.array(lowest(input.dtype), input.dtype), lax.max, (1, 1) + g.kernel_size, (1, 1) + g.stride,
         [(0, 0), (0, 0)] + _lax_padding(g.padding), window_dilation=(1, 1) + g.dilation)
 
 
@@ -384,13 +401,14 @@ UNFOLD_NATIVES = (
     Native("F.unfold", "torch", torch_unfold, "2 spatial dims, floats only",
            known_difference=_torch_im2col_known),
     Native("lax.conv_general_dilated_patches", "jax", jax_patches,
-           f"reshaped to (N, C*K, L); {_NORMALIZED}"),
+           f"reshaped to (N, C*K, L); {_NORMALIZED}", known_difference=_jax_patches_known),
 )
 FOLD_NATIVES = (
     Native("F.fold", "torch", torch_fold, "2 spatial dims, floats only",
            known_difference=_torch_im2col_known),
     Native("jax.linear_transpose(patches)", "jax", jax_patches_transpose,
-           f"JAX has no col2im: the transpose of conv_general_dilated_patches; {_NORMALIZED}",
+           "JAX has no col2im: the transpose of unpadded conv_general_dilated_patches on the "
+           f"padded image, cropped; {_NORMALIZED}",
            known_difference=_jax_transpose_known),
 )
 CONV_NATIVES = (
@@ -405,7 +423,8 @@ MAX_POOL_NATIVES = (
            "picked by rank; integers on CUDA run in float64",
            known_difference=_torch_max_pool_known),
     Native("lax.reduce_window(max)", "jax", lax_reduce_window_max,
-           f"init -inf (the integer minimum for ints), symmetric padding; {_NORMALIZED}"),
+           f"init -inf (the integer minimum for ints), symmetric padding; {_NORMALIZED}",
+           known_difference=_reduce_window_known),
 )
 
 # ----------------------------------------------------------------- op table
