@@ -108,14 +108,16 @@ def _missing(name: str) -> str | None:
     framework, device = name.split("-")
     if importlib.util.find_spec(framework) is None:
         return f"{framework} is not installed"
-    if device == "cpu":
-        return None
+    # a present framework is a loaded one, with the suite's numerics fixed before any
+    # test touches it (JAX would otherwise turn float64 into float32 silently)
     if framework == "torch":
         torch = load_torch()
-        if not torch.cuda.is_available():
+        if device == "cuda" and not torch.cuda.is_available():
             return "torch sees no CUDA device"
         return None
     jax = load_jax()
+    if device == "cpu":
+        return None
     try:
         jax.devices("gpu")
     except RuntimeError as e:

@@ -62,9 +62,10 @@ class Native:
     note: str = ""  # where the native's semantics had to be adapted
     #: holds itself to API.md's bad-input contract (the meta-tests' planted impls do)
     checks_input: bool = False
-    #: ``known_difference(property_name, drawn) -> reason | None``: a documented bug or
-    #: deviation of the native; such cases are counted in the report, not checked
-    known_difference: Callable[[str, Any], str | None] = lambda prop, drawn: None
+    #: ``known_difference(property_name, drawn, target) -> reason | None``: a documented
+    #: bug or deviation of the native (on that target's device); such cases are counted
+    #: in the report, not checked
+    known_difference: Callable[[str, Any, Target], str | None] = lambda prop, drawn, target: None
 
 
 @dataclass(frozen=True)

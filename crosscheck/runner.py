@@ -30,7 +30,7 @@ def run(prop: Property, target: Target, *, max_examples: int | None = None, seed
         note(reproducers(target, case))
         outcome.examples += 1
         if target.native is not None:
-            reason = target.native.known_difference(prop.name, case)
+            reason = target.native.known_difference(prop.name, case, target)
             if reason:
                 outcome.known[reason] = outcome.known.get(reason, 0) + 1
                 return

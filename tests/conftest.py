@@ -24,9 +24,11 @@ def pytest_configure(config):
     if requested:
         os.environ[backends.ENV_VAR] = requested
     try:
-        backends.selected()
+        chosen = backends.selected()
     except backends.BackendUnavailable as e:
         raise pytest.UsageError(str(e)) from e
+    for backend in chosen:
+        backend.missing()  # loads each present framework with the suite's numerics
     if not config.getoption("hypothesis_profile", None):
         profiles.load()
 

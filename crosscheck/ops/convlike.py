@@ -265,7 +265,7 @@ def _spatial_rank_and_dtype(drawn) -> tuple[int, np.dtype]:
     return first.ndim - 2, first.dtype
 
 
-def _torch_im2col_known(prop, drawn):
+def _torch_im2col_known(prop, drawn, target):
     rank, dtype = _spatial_rank_and_dtype(drawn)
     if rank != 2:
         return "F.unfold / F.fold take exactly 2 spatial dims (torch#30798, torch#105448)"
@@ -274,7 +274,7 @@ def _torch_im2col_known(prop, drawn):
     return None
 
 
-def _torch_conv_known(prop, drawn):
+def _torch_conv_known(prop, drawn, target):
     case = drawn if isinstance(drawn, Case) else drawn[0]
     input, dilation = case.args[0], case.args[5]
     if np.issubdtype(input.dtype, np.integer) and np.any(np.asarray(dilation) > 1):
@@ -282,28 +282,28 @@ def _torch_conv_known(prop, drawn):
     return None
 
 
-def _jax_transpose_known(prop, drawn):
+def _jax_transpose_known(prop, drawn, target):
     _, dtype = _spatial_rank_and_dtype(drawn)
     if np.issubdtype(dtype, np.integer):
         return "jax.linear_transpose is for floating inputs: an integer input's cotangent is float0"
     return None
 
 
-def _jax_patches_known(prop, drawn):
+def _jax_patches_known(prop, drawn, target):
     _, dtype = _spatial_rank_and_dtype(drawn)
     if prop == "adjoint_of_fold" and np.issubdtype(dtype, np.integer):
         return "its fold twin, jax.linear_transpose(patches), is for floating inputs only"
     return None
 
 
-def _reduce_window_known(prop, drawn):
+def _reduce_window_known(prop, drawn, target):
     case = drawn if isinstance(drawn, Case) else drawn[0]
     if prop == "grad_goes_to_the_max" and np.any(np.asarray(case.args[4]) > 1):
         return "jax has no VJP of reduce_window max with window dilation (select_and_gather)"
     return None
 
 
-def _torch_max_pool_known(prop, drawn):
+def _torch_max_pool_known(prop, drawn, target):
     rank, dtype = _spatial_rank_and_dtype(drawn)
     if rank == 1 and np.issubdtype(dtype, np.integer):
         return "F.max_pool1d has no integer kernel ('max_pool1d_impl' not implemented for 'Long')"
@@ -573,15 +573,7 @@ OPS = (
 
 
 def _sibling(target: Target, op_name: str) -> Target:
-    """The same implementation of the other op: a native pairs with its framework's twin,
-    a planted (NumPy) implementation with refs."""
-    other = next(op for op in OPS if op.name == op_name)
-    if target.native is None:
-        return Target(other, target.impl, target.backend)
-    native = next((n for n in other.natives if n.framework == target.framework), None)
-    if native is None:
-        return Target(other, "refs", target.backend)
-    return Target(other, native.name, target.backend, native)
+    return target.sibling(next(op for op in OPS if op.name == op_name))
 
 
 def _unfold_geometry(case: Case):

@@ -198,7 +198,7 @@ GATHER_NATIVES = (
     Native("torch.gather", "torch", torch_gather, "uint8 index cast to int64"),
     Native("jnp.take_along_axis", "jax", jnp_take_along_axis, _CROP),
 )
-def _torch_scatter_add_known(prop, drawn):
+def _torch_scatter_add_known(prop, drawn, target):
     # ScatterAddBackward0 returns grad.gather(dim, index) -- index's shape -- as src's
     # gradient, so autograd rejects it whenever src is larger than index ("returned an
     # invalid gradient at index 1"); seen in torch 2.13. torch_impl has no such limit.
