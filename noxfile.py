@@ -50,7 +50,7 @@ def cuda(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def report(session: nox.Session) -> None:
     """The main job: the cross-check matrix over every op x implementation x device."""
-    _install(session, "einsum")
+    _install(session, "harness")
     args = session.posargs or ["--examples", "40", "--json", "reports/crosscheck.json"]
     os.makedirs("reports", exist_ok=True)
     session.run("python", "-m", "crosscheck", *args, env=JAX_CACHE)
@@ -69,7 +69,7 @@ def regression(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
     """Time torch_impl / jax_impl against their native twins (ratios and GB/s)."""
-    _install(session, "einsum")
+    _install(session, "harness")
     os.makedirs("reports", exist_ok=True)
     args = session.posargs or ["--json", "reports/bench.json"]
     session.run("python", "-m", "crosscheck.bench", *args, env=JAX_CACHE)

@@ -71,6 +71,17 @@ def nbytes(case, out) -> int:
     return sum(a.nbytes for a in arrays) + int(np.asarray(out).nbytes)
 
 
+def _first_native_that_runs(op, natives, backend, args):
+    """(name, seconds) of the first native twin that accepts the case; (reason, None) if none."""
+    reasons = []
+    for native in natives:
+        try:
+            return native.name, time_call(Target(op, native.name, backend, native).fn, args, backend)
+        except Exception as e:  # noqa: BLE001 - e.g. F.unfold on 3 spatial dims
+            reasons.append(f"{native.name}: {str(e).splitlines()[0][:60]}")
+    return "no native: " + "; ".join(reasons), None
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m crosscheck.bench", description=__doc__.splitlines()[0])
     p.add_argument("--ops", default=None, help="comma-separated ops (default: all)")
@@ -102,20 +113,24 @@ def main(argv=None) -> int:
             cases = op.bench_cases() if op.bench_cases else [("example(1.0)", op.example(1.0))]
             for label, case in cases:
                 ours = Target(op, impl, backend)
-                native = Target(op, natives[0].name, backend, natives[0])
                 args_ = ours.convert(case)
                 t_ours = time_call(ours.fn, args_, backend)
-                t_native = time_call(native.fn, args_, backend)
+                native, t_native = _first_native_that_runs(op, natives, backend, args_)
                 out = backend.to_numpy(ours.fn(*args_))
                 moved = nbytes(case, out)
                 row = dict(op=op.name, case=label, backend=backend.name, ours_ms=t_ours * 1e3,
-                           native_ms=t_native * 1e3, ratio=t_ours / t_native,
-                           ours_gbs=moved / t_ours / 1e9, native_gbs=moved / t_native / 1e9,
-                           native=natives[0].name, copy_gbs=ceiling)
+                           native=native, copy_gbs=ceiling, ours_gbs=moved / t_ours / 1e9)
+                if t_native is None:
+                    rows.append(row)
+                    print(f"{op.name:12} {label[:34]:34} {backend.name:10} {row['ours_ms']:9.3f} "
+                          f"{'n/a':>10} {'':>6} {row['ours_gbs']:10.1f} {'':>11}  {native}", flush=True)
+                    continue
+                row.update(native_ms=t_native * 1e3, ratio=t_ours / t_native,
+                           native_gbs=moved / t_native / 1e9)
                 rows.append(row)
                 print(f"{op.name:12} {label[:34]:34} {backend.name:10} {row['ours_ms']:9.3f} "
                       f"{row['native_ms']:10.3f} {row['ratio']:6.2f} {row['ours_gbs']:10.1f} "
-                      f"{row['native_gbs']:11.1f}  {natives[0].name}", flush=True)
+                      f"{row['native_gbs']:11.1f}  {native}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -13,8 +13,10 @@ Two sources, and nothing else:
   ``magnitude`` the same computation on absolute values (Higham, *Accuracy and
   Stability of Numerical Algorithms*, 2nd ed., sec. 3.1 and 4.2). It holds for
   every summation order, so it covers atomics on GPU and blocked kernels alike.
-  Each rounded operation may also lose up to one subnormal spacing to
-  underflow, hence ``n * smallest_subnormal`` on top.
+  Each rounded operation may also lose up to the smallest normal number to
+  underflow, hence ``n * tiny`` on top: not just one subnormal spacing,
+  because XLA (JAX on CPU and GPU) flushes subnormal results to zero -- the
+  report found ``2**-63 * 2**-64`` coming back as 0.0 from ``jnp.einsum``.
 
 The expected value is computed by the NumPy reference in float64, so the
 reference's own rounding (the same bound with float64's ``u``) is added too.
@@ -89,6 +91,6 @@ def rounding_bound(dtype, n: int, magnitude: np.ndarray) -> Tolerance:
         return EXACT
     n = max(int(n), 1)
     g = gamma(n, dtype) + gamma(n, np.float64)
-    underflow = n * float(np.finfo(dtype).smallest_subnormal)
+    underflow = n * float(np.finfo(dtype).tiny)  # flush-to-zero: see the module docstring
     atol = g * np.asarray(magnitude, dtype=np.float64) + underflow
     return Tolerance(0.0, atol, f"gamma({n}) bound in {dtype.name} (u={unit_roundoff(dtype):.3g})")

@@ -85,3 +85,12 @@ def test_jax_impl_is_jit_compatible(op, require_backend):
     eager = fn(*case.args)
     jitted = jax.jit(fn, static_argnums=1)(*case.args)
     np.testing.assert_array_equal(np.asarray(jitted), np.asarray(eager))
+
+
+def test_rounding_bound_admits_flush_to_zero_but_not_a_real_error():
+    """XLA flushes subnormal results to zero; that is rounding, a wrong product is not."""
+    product = np.float64(2.0**-63) * np.float64(2.0**-64)  # subnormal in float32
+    tol = rounding_bound(np.float32, 1, np.array(product))
+    assert_close(np.array(np.float32(0.0)), np.array(product), tol, dtype=np.float32)
+    with pytest.raises(Mismatch):
+        assert_close(np.array(np.float32(1e-30)), np.array(product), tol, dtype=np.float32)
