@@ -66,3 +66,34 @@ def test_tf32_error_exceeds_the_float32_bound_but_stays_near_1e_3(op, cuda_opera
     assert (errors[True] > bound).any(), "TF32 was expected to exceed the float32 bound"
     relative = float((errors[True] / magnitude).max())
     assert 1e-5 < relative < 2e-3, f"TF32 error relative to |a| @ |b| is {relative:.3g}"
+
+
+@pytest.mark.parametrize("op", ["jax_impl.matmul", "jnp.matmul"])
+def test_jax_default_precision_on_gpu_is_tf32_like(op):
+    """JAX's default float32 dot on Ampere/Hopper is TF32-like; the suite runs at "highest"."""
+    from crosscheck.backends import Backend, load_jax
+
+    backend = Backend("jax-cuda")
+    if backend.missing():
+        pytest.skip(f"needs a CUDA GPU for JAX: {backend.missing()}")
+    jax = load_jax()
+    import jax.numpy as jnp
+
+    from crosscheck import jax_impl
+
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((256, K)).astype(np.float32)
+    b = rng.standard_normal((K, 256)).astype(np.float32)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    magnitude = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
+    bound = rounding_bound(np.float32, K, magnitude).atol
+    fn = jax_impl.matmul if op == "jax_impl.matmul" else jnp.matmul
+    ga, gb = (backend.asarray(x) for x in (a, b))
+    errors = {}
+    for precision in ("highest", "default"):
+        with jax.default_matmul_precision(precision):
+            errors[precision] = np.abs(np.asarray(fn(ga, gb), dtype=np.float64) - exact)
+    assert (errors["highest"] <= bound).all(), "'highest' must stay within the gamma(K) bound"
+    relative = float((errors["default"] / magnitude).max())
+    # on GPUs without TF32 (pre-Ampere) the default is full precision: then it is within the bound
+    assert relative < 2e-3, f"default-precision error relative to |a| @ |b| is {relative:.3g}"
