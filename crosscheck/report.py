@@ -63,13 +63,13 @@ def main(argv=None) -> int:
 
     from hypothesis import Verbosity, settings
 
-    from crosscheck import profiles, runner
+    from crosscheck import profiles, runner  # noqa: F401 - registers the profiles
     from crosscheck.ops import BY_NAME, cells
 
-    profiles.load("ci")
-    settings.register_profile("report", parent=settings.get_profile("ci"), verbosity=Verbosity.quiet,
-                              derandomize=False, max_examples=args.examples)
-    settings.load_profile("report")
+    # the ci profile, quiet and seeded; passed per run, not loaded, so that calling
+    # main() from a test leaves the process's hypothesis settings as they were
+    quiet = settings(settings.get_profile("ci"), verbosity=Verbosity.quiet, derandomize=False,
+                     max_examples=args.examples)
 
     ops = _split(args.ops)
     unknown = [o for o in ops or () if o not in BY_NAME]
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         cell = Cell(prop.op, prop.name, target.impl, target.backend.name, target.backend.device, "agree")
         try:
-            outcome = runner.run(prop, target, seed=args.seed)
+            outcome = runner.run(prop, target, seed=args.seed, profile=quiet)
             cell.examples = outcome.examples
             cell.worst_ratio = outcome.comparison.worst_ratio
             cell.known = outcome.known

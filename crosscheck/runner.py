@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hypothesis import given, note, settings
+from hypothesis import given, settings
 from hypothesis import seed as hypothesis_seed
 
 from crosscheck.compare import Comparison
@@ -21,25 +21,41 @@ class Outcome:
     known: dict[str, int] = field(default_factory=dict)  # documented native deviations seen
 
 
-def run(prop: Property, target: Target, *, max_examples: int | None = None, seed: int | None = None) -> Outcome:
-    """Run ``prop`` on ``target``; a failing case raises with its reproducers attached."""
+def run(
+    prop: Property,
+    target: Target,
+    *,
+    max_examples: int | None = None,
+    seed: int | None = None,
+    profile: settings | None = None,
+) -> Outcome:
+    """Run ``prop`` on ``target``; a failing case raises with its reproducers attached.
+
+    ``profile`` replaces the loaded hypothesis profile for this run only.
+    """
     outcome = Outcome()
 
     @given(case=prop.cases())
     def check(case):
-        note(reproducers(target, case))
         outcome.examples += 1
         if target.native is not None:
             reason = target.native.known_difference(prop.name, case, target)
             if reason:
                 outcome.known[reason] = outcome.known.get(reason, 0) + 1
                 return
-        outcome.comparison = outcome.comparison.merge(prop.check(target, case))
+        try:
+            outcome.comparison = outcome.comparison.merge(prop.check(target, case))
+        except Exception as e:
+            # attached to the exception itself, so pytest and the report (which runs
+            # hypothesis quietly) both show it, once, for the shrunk case
+            e.add_note(reproducers(target, case))
+            raise
 
     # each (property, target) gets its own key in the example database
     check._hypothesis_internal_add_digest = f"{prop.op}.{prop.name}.{target.label}".encode()
-    if max_examples is not None:
-        check = settings(max_examples=max_examples)(check)
+    if profile is not None or max_examples is not None:
+        base = profile if profile is not None else settings.default
+        check = settings(base, **({} if max_examples is None else {"max_examples": max_examples}))(check)
     if seed is not None:
         check = hypothesis_seed(seed)(check)
     check()

@@ -423,8 +423,11 @@ def _planted_gather_off_by_one(input, dim, index):
     return refs.gather(input, dim, np.maximum(index.astype(np.int64) - 1, 0))
 
 
-def _planted_gather_negative_dim_from_front(input, dim, index):
-    return refs.gather(input, -dim - 1 if dim < 0 else dim, index)
+def _planted_gather_reads_neighbour_slice(input, dim, index):
+    # the coordinate of another dim is off by one (wrapping): right shape, wrong values
+    if input.ndim < 2:
+        return refs.gather(input, dim, index)
+    return refs.gather(np.roll(input, 1, axis=(dim + 1) % input.ndim), dim, index)
 
 
 def _planted_gather_wraps_negative_index(input, dim, index):
@@ -464,7 +467,7 @@ PLANTED = (
     ("gather", "index transposed", _planted_gather_index_transposed),
     ("gather", "output transposed", _planted_gather_output_transposed),
     ("gather", "index off by one", _planted_gather_off_by_one),
-    ("gather", "negative dim counted from the front", _planted_gather_negative_dim_from_front),
+    ("gather", "another dim's coordinate off by one", _planted_gather_reads_neighbour_slice),
     ("gather", "negative index wrapped silently", _planted_gather_wraps_negative_index),
     ("scatter_add", "overwrites instead of adding", _planted_scatter_overwrites),
     ("scatter_add", "buffered += (duplicates lost)", _planted_scatter_buffered_add),
