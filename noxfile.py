@@ -10,6 +10,8 @@ torch + jax with CUDA installed but no nox and no network.
 from __future__ import annotations
 
 import os
+import sys
+from importlib.util import find_spec
 
 import nox
 
@@ -40,8 +42,10 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=False, venv_backend="none", default=False)
 def cuda(session: nox.Session) -> None:
     """CUDA/GPU backends in the ambient environment (needs torch+jax with CUDA; fails if absent)."""
+    # nox itself runs in the ambient Python here, so this asks the environment under test
+    workers = ["-n", os.environ.get("CROSSCHECK_WORKERS", "8")] if find_spec("xdist") else []
     session.run(
-        "python", "-m", "pytest", "-n", os.environ.get("CROSSCHECK_WORKERS", "8"),
+        sys.executable, "-m", "pytest", *workers,
         "--backends", "numpy,torch-cuda,jax-cuda", *session.posargs,
         env={"CROSSCHECK_PROFILE": "ci", **JAX_CACHE},
     )
