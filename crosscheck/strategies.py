@@ -30,12 +30,18 @@ def shapes(rank: int, *, min_size: int = 0) -> st.SearchStrategy[tuple[int, ...]
     return st.tuples(*[sizes(min_size=min_size)] * rank)
 
 
-def values(dtype, shape, *, low: int = -8, high: int = 8) -> st.SearchStrategy[np.ndarray]:
-    """An array of ``dtype``: small integers, or (for floats) also fractions."""
+def values(dtype, shape, *, low: int = -8, high: int = 8, integral: bool = False) -> st.SearchStrategy[np.ndarray]:
+    """An array of ``dtype``: small integers, or (for floats) also fractions.
+
+    ``integral=True`` keeps float arrays integer-valued too, so that products and sums
+    are exact in every order and dtype (for properties that compare exactly).
+    """
     dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.integer):
         return hnp.arrays(dtype, shape, elements=st.integers(low, high))
-    integral = hnp.arrays(dtype, shape, elements=st.integers(low, high).map(float))
+    whole = hnp.arrays(dtype, shape, elements=st.integers(low, high).map(float))
+    if integral:
+        return whole
     fractional = hnp.arrays(
         dtype,
         shape,
@@ -43,7 +49,7 @@ def values(dtype, shape, *, low: int = -8, high: int = 8) -> st.SearchStrategy[n
             low, high, width=dtype.itemsize * 8, allow_subnormal=False, allow_nan=False
         ),
     )
-    return st.one_of(integral, fractional)
+    return st.one_of(whole, fractional)
 
 
 def index_values(dtype, shape, size: int, *, duplicates: bool) -> st.SearchStrategy[np.ndarray]:

@@ -84,16 +84,10 @@ def _per_dim_arg(draw, value: tuple[int, ...]):
     return value
 
 
-def _data(draw, dtype, shape, integral):
-    if integral and not np.issubdtype(np.dtype(dtype), np.integer):
-        return draw(values("int64", shape)).astype(dtype)
-    return draw(values(dtype, shape))
-
-
 @st.composite
 def unfold_cases(draw, dtypes=DATA_DTYPES, integral=False, layout=None):
     g = draw(layout if layout is not None else layouts())
-    x = _data(draw, draw(st.sampled_from(dtypes)), g.image, integral)
+    x = draw(values(draw(st.sampled_from(dtypes)), g.image, integral=integral))
     args = (x,) + tuple(_per_dim_arg(draw, v) for v in (g.kernel_size, g.dilation, g.padding, g.stride))
     return Case(args, noncontiguous=draw(st.booleans()))
 
@@ -102,7 +96,7 @@ def unfold_cases(draw, dtypes=DATA_DTYPES, integral=False, layout=None):
 def fold_cases(draw, dtypes=DATA_DTYPES, integral=False):
     g = draw(layouts())
     shape = (g.batch, g.channels * math.prod(g.kernel_size), math.prod(g.blocks))
-    cols = _data(draw, draw(st.sampled_from(dtypes)), shape, integral)
+    cols = draw(values(draw(st.sampled_from(dtypes)), shape, integral=integral))
     # the spatial rank of fold comes from its first tuple argument: 2 when all are ints
     output_size = _per_dim_arg(draw, g.size) if len(g.size) == 2 else g.size
     args = (cols, output_size) + tuple(_per_dim_arg(draw, v) for v in (g.kernel_size, g.dilation, g.padding, g.stride))
@@ -590,7 +584,7 @@ def _adjoint_cases(draw):
     case = draw(unfold_cases(integral=True))
     g = _unfold_geometry(case)
     x = case.args[0]
-    y = _data(draw, x.dtype, (g.batch, g.channels * g.kernel_volume, g.num_blocks), True)
+    y = draw(values(x.dtype, (g.batch, g.channels * g.kernel_volume, g.num_blocks), integral=True))
     return case, y
 
 

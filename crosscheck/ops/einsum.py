@@ -121,13 +121,8 @@ def matmul_layouts(draw, *, min_rank=1, batched=False):
 def matmul_cases(draw, dtypes=DATA_DTYPES, *, batched=False, integral=False):
     sa, sb = draw(matmul_layouts(batched=batched))
     dtype = draw(st.sampled_from(dtypes))
-    make = _integral if integral else values
-    return Case((draw(make(dtype, sa)), draw(make(dtype, sb))), noncontiguous=draw(st.booleans()))
-
-
-def _integral(dtype, shape):
-    """Integer-valued data: products and sums are exact in every order and dtype."""
-    return values("int64", shape).map(lambda a: a.astype(dtype))
+    a, b = (draw(values(dtype, shape, integral=integral)) for shape in (sa, sb))
+    return Case((a, b), noncontiguous=draw(st.booleans()))
 
 
 _FAULTS = ("unknown character", "broken ellipsis", "two ellipses in one term", "'->' twice",

@@ -48,7 +48,7 @@ def gather_cases(draw, dtypes=DATA_DTYPES, integral=False):
     dtype = draw(st.sampled_from(dtypes))
     index = draw(index_values(draw(st.sampled_from(INDEX_DTYPES)), idx_shape, size,
                               duplicates=draw(st.booleans())))
-    data = _integral(dtype, in_shape) if integral else values(dtype, in_shape)
+    data = values(dtype, in_shape, integral=integral)
     return Case((draw(data), dim, index), noncontiguous=draw(st.booleans()))
 
 
@@ -61,18 +61,13 @@ def scatter_add_cases(draw, dtypes=DATA_DTYPES, integral=False, larger_src=False
         k = draw(st.integers(0, rank - 1))
         src_shape[k] = max(src_shape[k], idx_shape[k] + 1)
     dtype = draw(st.sampled_from(dtypes))
-    make = _integral if integral else values
     index = draw(index_values(draw(st.sampled_from(INDEX_DTYPES)), idx_shape, size,
                               duplicates=draw(st.booleans())))
     return Case(
-        (draw(make(dtype, in_shape)), dim, index, draw(make(dtype, tuple(src_shape)))),
+        (draw(values(dtype, in_shape, integral=integral)), dim, index,
+         draw(values(dtype, tuple(src_shape), integral=integral))),
         noncontiguous=draw(st.booleans()),
     )
-
-
-def _integral(dtype, shape):
-    return values(dtype, shape) if np.issubdtype(np.dtype(dtype), np.integer) else \
-        values("int64", shape).map(lambda a: a.astype(dtype))
 
 
 _GATHER_FAULTS = ("index out of range", "negative index", "float index", "bool index",
@@ -286,7 +281,7 @@ def _sibling(target: Target, op_name: str) -> Target:
 def _adjoint_cases(draw):
     case = draw(gather_cases(integral=True))
     x, _, index = case.args
-    return case, draw(_integral(x.dtype, index.shape))
+    return case, draw(values(x.dtype, index.shape, integral=True))
 
 
 def _check_adjoint(target: Target, drawn) -> Comparison:
