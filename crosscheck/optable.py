@@ -137,12 +137,16 @@ class Target:
         self.backend_ready()
         return getattr(importlib.import_module(OURS[self.impl][1]), self.op.name)
 
-    def sibling(self, other: OpSpec) -> Target:
+    def sibling(self, other: OpSpec | str) -> Target:
         """The same implementation of ``other`` (e.g. gather's scatter_add, for the adjoint).
 
         A native pairs with its framework's native of ``other``; where the framework has
         none, with our implementation on the same framework.
         """
+        if isinstance(other, str):
+            from crosscheck.ops import BY_NAME  # the table imports this module
+
+            other = BY_NAME[other]
         if self.native is not None:
             for native in other.natives:
                 if native.framework == self.framework:

@@ -566,10 +566,6 @@ OPS = (
 # --------------------------------------------------------------- properties
 
 
-def _sibling(target: Target, op_name: str) -> Target:
-    return target.sibling(next(op for op in OPS if op.name == op_name))
-
-
 def _unfold_geometry(case: Case):
     x, k, d, p, s = case.args
     return check_unfold(x, k, d, p, s)
@@ -594,7 +590,7 @@ def _check_adjoint(target: Target, drawn) -> Comparison:
     g = _unfold_geometry(case)
     x = case.args[0]
     unfolded = target.call(case)
-    folded = _sibling(target, "fold").call(_fold_call(y, g, case.noncontiguous))
+    folded = target.sibling("fold").call(_fold_call(y, g, case.noncontiguous))
     lhs = np.sum(unfolded.astype(np.float64) * y)
     rhs = np.sum(x.astype(np.float64) * folded)
     return assert_close(np.float64(lhs), np.float64(rhs), EXACT,
@@ -610,7 +606,7 @@ def _roundtrip_cases(draw, tiling=False):
 
 def _fold_of_unfold(target: Target, case: Case, x: np.ndarray) -> np.ndarray:
     g = _unfold_geometry(case)
-    cols = _sibling(target, "unfold").call(Case((x,) + case.args[1:], case.noncontiguous))
+    cols = target.sibling("unfold").call(Case((x,) + case.args[1:], case.noncontiguous))
     return target.call(_fold_call(cols, g, case.noncontiguous))
 
 

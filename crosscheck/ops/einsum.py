@@ -443,10 +443,6 @@ OPS = (
 # --------------------------------------------------------------- properties
 
 
-def _sibling(target: Target, op_name: str) -> Target:
-    return target.sibling(next(op for op in OPS if op.name == op_name))
-
-
 def _broadcast_index(pos, shape):
     """The batch index of an operand of ``shape`` at broadcast batch position ``pos``."""
     own = pos[len(pos) - (len(shape) - 2):]
@@ -474,7 +470,7 @@ def _check_matmul_pattern(target: Target, case: Case) -> Comparison:
     """einsum('...ij,...jk->...ik', a, b) == matmul(a, b) (exact: integral data)."""
     a, b = case.args
     via_einsum = target.call(Case(("...ij,...jk->...ik", a, b), case.noncontiguous))
-    via_matmul = _sibling(target, "matmul").call(case)
+    via_matmul = target.sibling("matmul").call(case)
     return assert_close(via_einsum, via_matmul, EXACT, path="einsum('...ij,...jk->...ik') vs matmul")
 
 

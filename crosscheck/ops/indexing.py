@@ -273,10 +273,6 @@ OPS = (
 # --------------------------------------------------------------- properties
 
 
-def _sibling(target: Target, op_name: str) -> Target:
-    return target.sibling(next(op for op in OPS if op.name == op_name))
-
-
 @st.composite
 def _adjoint_cases(draw):
     case = draw(gather_cases(integral=True))
@@ -289,7 +285,7 @@ def _check_adjoint(target: Target, drawn) -> Comparison:
     case, y = drawn
     x, dim, index = case.args
     gathered = target.call(case)
-    scattered = _sibling(target, "scatter_add").call(
+    scattered = target.sibling("scatter_add").call(
         Case((np.zeros_like(x), dim, index, y), case.noncontiguous))
     lhs = np.sum(gathered.astype(np.float64) * y)
     rhs = np.sum(x.astype(np.float64) * scattered)
