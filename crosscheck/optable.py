@@ -43,6 +43,10 @@ def call_of(drawn) -> Case | BadCase:
     return drawn if isinstance(drawn, (Case, BadCase)) else drawn[0]
 
 
+class KnownDifference(Exception):
+    """A native was asked for a call it documents it cannot take (``Native.unsupported``)."""
+
+
 class BadCase(NamedTuple):
     """A drawn bad call and what every implementation must raise for it."""
 
@@ -62,9 +66,14 @@ class Native:
     note: str = ""  # where the native's semantics had to be adapted
     #: holds itself to API.md's bad-input contract (the meta-tests' planted impls do)
     checks_input: bool = False
+    #: ``unsupported(case, target) -> reason | None``: a call the native cannot take on
+    #: that target (a rank, dtype or device it lacks). Checked whenever the native is
+    #: called -- also as another property's sibling -- and counted in the report as a
+    #: known difference instead of being checked.
+    unsupported: Callable[[Case, Target], str | None] = lambda case, target: None
     #: ``known_difference(property_name, drawn, target) -> reason | None``: a documented
-    #: bug or deviation of the native (on that target's device); such cases are counted
-    #: in the report, not checked
+    #: bug of the native that only one property meets (e.g. a wrong gradient); counted
+    #: like ``unsupported``
     known_difference: Callable[[str, Any, Target], str | None] = lambda prop, drawn, target: None
 
 
@@ -163,6 +172,11 @@ class Target:
             load_jax()
 
     def convert(self, case: Case) -> tuple:
+        """The case's arrays on this backend; raises KnownDifference for an unsupported call."""
+        if self.native is not None:
+            reason = self.native.unsupported(case, self)
+            if reason:
+                raise KnownDifference(reason)
         self.backend_ready()
         return case.map_arrays(lambda a: self.backend.asarray(a, noncontiguous=case.noncontiguous))
 

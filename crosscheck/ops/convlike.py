@@ -246,8 +246,9 @@ def bad_cases(draw, op):
 # ------------------------------------------------------------ native twins
 # torch's own F.unfold / F.fold take 2 spatial dims only and have no integer
 # kernels; rather than restrict the strategies to what torch can do (and test
-# ours less), each native declares where it cannot follow, via
-# known_difference: those cases are counted in the report, not checked.
+# ours less), each native declares the calls it cannot take, via ``unsupported``:
+# those cases are counted in the report, not checked -- also where another
+# property calls the native as a sibling (the adjoint's fold twin).
 
 
 def _spatial_rank_and_dtype(drawn) -> tuple[int, np.dtype]:
@@ -259,8 +260,12 @@ def _spatial_rank_and_dtype(drawn) -> tuple[int, np.dtype]:
     return first.ndim - 2, first.dtype
 
 
-def _torch_im2col_known(prop, drawn, target):
-    rank, dtype = _spatial_rank_and_dtype(drawn)
+def _on_cuda_integers(case: Case, target: Target) -> bool:
+    return target.backend.device == "cuda" and np.issubdtype(case.args[0].dtype, np.integer)
+
+
+def _torch_im2col_unsupported(case, target):
+    rank, dtype = _spatial_rank_and_dtype(case)
     if rank != 2:
         return "F.unfold / F.fold take exactly 2 spatial dims (torch#30798, torch#105448)"
     if np.issubdtype(dtype, np.integer):
@@ -268,25 +273,19 @@ def _torch_im2col_known(prop, drawn, target):
     return None
 
 
-def _torch_conv_known(prop, drawn, target):
-    case = drawn if isinstance(drawn, Case) else drawn[0]
+def _torch_conv_unsupported(case, target):
     input, dilation = case.args[0], case.args[5]
+    if _on_cuda_integers(case, target):
+        return "torch has no integer convolution on CUDA"
     if np.issubdtype(input.dtype, np.integer) and np.any(np.asarray(dilation) > 1):
         return "F.conv* with dilation > 1 has no integer kernel ('slow_conv_dilated<>' not implemented for 'Int')"
     return None
 
 
-def _jax_transpose_known(prop, drawn, target):
-    _, dtype = _spatial_rank_and_dtype(drawn)
+def _jax_transpose_unsupported(case, target):
+    _, dtype = _spatial_rank_and_dtype(case)
     if np.issubdtype(dtype, np.integer):
         return "jax.linear_transpose is for floating inputs: an integer input's cotangent is float0"
-    return None
-
-
-def _jax_patches_known(prop, drawn, target):
-    _, dtype = _spatial_rank_and_dtype(drawn)
-    if prop == "adjoint_of_fold" and np.issubdtype(dtype, np.integer):
-        return "its fold twin, jax.linear_transpose(patches), is for floating inputs only"
     return None
 
 
@@ -297,8 +296,10 @@ def _reduce_window_known(prop, drawn, target):
     return None
 
 
-def _torch_max_pool_known(prop, drawn, target):
-    rank, dtype = _spatial_rank_and_dtype(drawn)
+def _torch_max_pool_unsupported(case, target):
+    rank, dtype = _spatial_rank_and_dtype(case)
+    if _on_cuda_integers(case, target):
+        return "torch has no integer max-pool kernels on CUDA"
     if rank == 1 and np.issubdtype(dtype, np.integer):
         return "F.max_pool1d has no integer kernel ('max_pool1d_impl' not implemented for 'Long')"
     return None
@@ -317,27 +318,16 @@ def torch_fold(input, output_size, kernel_size, dilation, padding, stride):
 
 
 def torch_conv(input, weight, bias, stride, padding, dilation, groups):
-    import torch
     import torch.nn.functional as F
 
     conv = (F.conv1d, F.conv2d, F.conv3d)[input.dim() - 3]
-    if not input.dtype.is_floating_point and input.device.type != "cpu":
-        # CUDA has no integer convolution: run it in float64, exact while |result| < 2**53
-        as64 = [None if a is None else a.to(torch.float64) for a in (input, weight, bias)]
-        return conv(*as64, stride, padding, dilation, groups).to(input.dtype)
     return conv(input, weight, bias, stride, padding, dilation, groups)
 
 
 def torch_max_pool(input, kernel_size, stride, padding, dilation):
-    import torch
     import torch.nn.functional as F
 
     pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[input.dim() - 3]
-    if not input.dtype.is_floating_point and input.device.type != "cpu":
-        # no integer max-pool kernel on CUDA: float64 holds every int32 and the test's int64s
-        out = pool(input.to(torch.float64), kernel_size, stride, padding, dilation)
-        low = torch.iinfo(input.dtype).min
-        return torch.where(torch.isinf(out), low, out).to(input.dtype)
     return pool(input, kernel_size, stride, padding, dilation)
 
 
@@ -393,29 +383,27 @@ def lax_reduce_window_max(input, kernel_size, stride, padding, dilation):
 _NORMALIZED = "int-or-tuple arguments normalized by refs.checks.convlike"
 UNFOLD_NATIVES = (
     Native("F.unfold", "torch", torch_unfold, "2 spatial dims, floats only",
-           known_difference=_torch_im2col_known),
+           unsupported=_torch_im2col_unsupported),
     Native("lax.conv_general_dilated_patches", "jax", jax_patches,
-           f"reshaped to (N, C*K, L); {_NORMALIZED}", known_difference=_jax_patches_known),
+           f"reshaped to (N, C*K, L); {_NORMALIZED}"),
 )
 FOLD_NATIVES = (
     Native("F.fold", "torch", torch_fold, "2 spatial dims, floats only",
-           known_difference=_torch_im2col_known),
+           unsupported=_torch_im2col_unsupported),
     Native("jax.linear_transpose(patches)", "jax", jax_patches_transpose,
            "JAX has no col2im: the transpose of unpadded conv_general_dilated_patches on the "
            f"padded image, cropped; {_NORMALIZED}",
-           known_difference=_jax_transpose_known),
+           unsupported=_jax_transpose_unsupported),
 )
 CONV_NATIVES = (
-    Native("F.conv1d/2d/3d", "torch", torch_conv,
-           "picked by rank; integers on CUDA run in float64 (no integer conv kernel there)",
-           known_difference=_torch_conv_known),
+    Native("F.conv1d/2d/3d", "torch", torch_conv, "picked by rank",
+           unsupported=_torch_conv_unsupported),
     Native("lax.conv_general_dilated", "jax", lax_conv,
            f"feature_group_count=groups, bias added after; {_NORMALIZED}"),
 )
 MAX_POOL_NATIVES = (
-    Native("F.max_pool1d/2d/3d", "torch", torch_max_pool,
-           "picked by rank; integers on CUDA run in float64",
-           known_difference=_torch_max_pool_known),
+    Native("F.max_pool1d/2d/3d", "torch", torch_max_pool, "picked by rank",
+           unsupported=_torch_max_pool_unsupported),
     Native("lax.reduce_window(max)", "jax", lax_reduce_window_max,
            f"init -inf (the integer minimum for ints), symmetric padding; {_NORMALIZED}",
            known_difference=_reduce_window_known),

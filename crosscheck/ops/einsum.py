@@ -257,35 +257,33 @@ def _ellipsis_summed(case: Case) -> bool:
     return any(label.startswith(ELLIPSIS) for labels in parsed.inputs for label in labels)
 
 
-def _np_einsum_known(prop, drawn, target):
-    if prop in ("agrees_with_ref", "matmul_pattern_equals_matmul") and _ellipsis_summed(drawn):
+def _np_einsum_unsupported(case, target):
+    if _ellipsis_summed(case):
         # NumPy raises "output has more dimensions than subscripts given ... but no '...'";
         # torch and JAX (and API.md, which follows torch) sum those dims
         return "np.einsum rejects an output without '...' when an input's '...' covers dims"
     return None
 
 
-def _torch_cuda_integers(prop, drawn, target):
+def _torch_cuda_integers(case, target):
     # torch has no integer matmul on CUDA ("addmm_cuda"/"bmm_cuda" not implemented for
     # 'Long', torch#44428); on the CPU it has.
-    case = drawn if isinstance(drawn, Case) else drawn[0]
     arrays = [a for a in case.args if isinstance(a, np.ndarray)]
     if target.backend.device == "cuda" and arrays and arrays[0].dtype.kind in "iu":
         return "torch has no integer matmul on CUDA (torch#44428)"
     return None
 
 
-def _torch_einsum_known(prop, drawn, target):
+def _torch_einsum_unsupported(case, target):
     # torch 2.13's einsum on int32 operands lets torch.sum's int64 promotion leak out
     # wherever it sums a letter on its own (traces, letters private to one operand,
     # zero-size dims): the result comes back int64 ('aa' on a (0, 0) array, 'aa,a'), or
     # a later product raises "expected scalar type Long but found Int" ('ab,bcd->').
     # Found by this suite; einops.einsum delegates to torch.einsum and inherits it.
-    case = drawn if isinstance(drawn, Case) else drawn[0]
     arrays = [a for a in case.args if isinstance(a, np.ndarray)]
     if arrays and arrays[0].dtype == np.int32:
         return "torch.einsum on int32: internal sums promote to int64"
-    return _torch_cuda_integers(prop, drawn, target)
+    return _torch_cuda_integers(case, target)
 
 
 def np_einsum(subscripts, *operands):
@@ -321,18 +319,18 @@ def jnp_matmul(a, b):
 
 
 EINSUM_NATIVES = (
-    Native("np.einsum", "numpy", np_einsum, known_difference=_np_einsum_known),
-    Native("torch.einsum", "torch", torch_einsum, known_difference=_torch_einsum_known),
+    Native("np.einsum", "numpy", np_einsum, unsupported=_np_einsum_unsupported),
+    Native("torch.einsum", "torch", torch_einsum, unsupported=_torch_einsum_unsupported),
     Native("jnp.einsum", "jax", jnp_einsum),
     Native("einops.einsum", "torch", einops_einsum,
            "expression rewritten as einops' named axes ('ij,j' -> 'i j, j -> i') with the "
            "implicit output written out; einops delegates to torch.einsum, so it runs on torch "
            "only: what it adds is its pattern grammar, which is backend-independent",
-           known_difference=_torch_einsum_known),
+           unsupported=_torch_einsum_unsupported),
 )
 MATMUL_NATIVES = (
     Native("np.matmul", "numpy", np_matmul),
-    Native("torch.matmul", "torch", torch_matmul, known_difference=_torch_cuda_integers),
+    Native("torch.matmul", "torch", torch_matmul, unsupported=_torch_cuda_integers),
     Native("jnp.matmul", "jax", jnp_matmul),
 )
 
