@@ -13,7 +13,6 @@ from crosscheck.strategies import (
     DATA_DTYPES,
     FLOAT_DTYPES,
     INDEX_DTYPES,
-    SIZES,
     index_values,
     shapes,
     sizes,
@@ -32,7 +31,7 @@ def _layout(draw, rank, *, min_size=0):
     d = dim % span
     idx_shape = [
         draw(sizes(min_size=min_size)) if k == d
-        else draw(st.sampled_from([s for s in SIZES if min_size <= s <= in_shape[k]]))
+        else draw(sizes(min_size=min_size, max_size=in_shape[k]))
         for k in range(rank)
     ]
     size = in_shape[d] if rank else 1
@@ -56,7 +55,7 @@ def gather_cases(draw, dtypes=DATA_DTYPES, integral=False):
 def scatter_add_cases(draw, dtypes=DATA_DTYPES, integral=False, larger_src=False):
     rank = draw(st.integers(1 if larger_src else 0, 3))
     in_shape, dim, d, idx_shape, size = _layout(draw, rank)
-    src_shape = [draw(st.sampled_from([s for s in SIZES if s >= n])) for n in idx_shape]
+    src_shape = [draw(sizes(min_size=n)) for n in idx_shape]
     if larger_src:  # src strictly larger than the index somewhere
         k = draw(st.integers(0, rank - 1))
         src_shape[k] = max(src_shape[k], idx_shape[k] + 1)
