@@ -6,13 +6,25 @@ the ratio (ours / native: below 1 is faster) and the achieved bandwidth
 (bytes of all inputs and the output, per second) next to the device's copy
 bandwidth. Times are medians of repeated calls after a warm-up; ours include
 their argument checks (one host sync for an index's range), as a user pays them.
+
+Fresh memory. PyTorch's CPU allocator has no cache: every large output is a new
+``mmap`` whose pages the kernel zeroes on first touch, 4 KiB at a time. On the
+2-core CI machine that costs about 0.25 ms per MB, the same for our op and the
+native, and for a big output (unfold's 115 MB) it is most of both times, which
+squeezes every ratio towards 1. ``--torch-hugepages`` sets PyTorch's own
+``THP_MEM_ALLOC_ENABLE=1`` (allocations of 2 MB and more are aligned and
+``madvise``d to transparent huge pages), so the ratio measures the ops rather
+than the page faults. The header prints the first-touch cost in either mode;
+``nox -s bench`` runs both.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -66,6 +78,38 @@ def copy_bandwidth(backend) -> float:
     return 2 * x.nbytes / time_call(fn, (x,), backend) / 1e9
 
 
+THP_ENV = "THP_MEM_ALLOC_ENABLE"  # read once by c10's CPU allocator (alloc_cpu.cpp)
+THP_SYSFS = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
+def use_torch_hugepages() -> None:
+    """Ask PyTorch's CPU allocator for huge pages; must happen before torch allocates."""
+    if "torch" in sys.modules:
+        raise RuntimeError("--torch-hugepages must be set before torch is imported")
+    os.environ[THP_ENV] = "1"
+
+
+def allocator_mode() -> str:
+    """The torch CPU allocator mode and whether the kernel honours it."""
+    try:
+        with open(THP_SYSFS) as f:
+            kernel = f.read().strip()
+    except OSError:
+        kernel = "unknown"
+    mode = "huge pages" if os.environ.get(THP_ENV) == "1" else "default (4 KiB pages)"
+    return f"{mode}; kernel THP: {kernel}"
+
+
+def first_touch_ms_per_100mb(backend) -> float:
+    """Milliseconds to allocate and fill 100 MB minus filling a warm 100 MB buffer."""
+    torch = backends_mod.load_torch()
+    n = 100 * 2**20 // 4
+    warm = torch.empty(n)
+    fresh = time_call(lambda: torch.empty(n).fill_(1.0), (), backend)
+    reuse = time_call(lambda: warm.fill_(1.0), (), backend)
+    return (fresh - reuse) * 1e3
+
+
 def nbytes(case, out) -> int:
     arrays = [a for a in case.args if isinstance(a, np.ndarray)]
     return sum(a.nbytes for a in arrays) + int(np.asarray(out).nbytes)
@@ -86,8 +130,16 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m crosscheck.bench", description=__doc__.splitlines()[0])
     p.add_argument("--ops", default=None, help="comma-separated ops (default: all)")
     p.add_argument("--devices", default=None, help="comma-separated devices: cpu, cuda")
+    p.add_argument("--backends", default=None,
+                   help=f"comma-separated backends that must be present (as {backends_mod.ENV_VAR})")
+    p.add_argument("--torch-hugepages", action="store_true",
+                   help=f"torch CPU outputs on transparent huge pages ({THP_ENV}=1); see the module doc")
     p.add_argument("--json", default=None, metavar="PATH")
     args = p.parse_args(argv)
+    if args.torch_hugepages:
+        use_torch_hugepages()
+    if args.backends:
+        os.environ[backends_mod.ENV_VAR] = args.backends
 
     from crosscheck.ops import OPS
 
@@ -103,6 +155,11 @@ def main(argv=None) -> int:
             continue
         ceiling = copy_bandwidth(backend)
         print(f"{'':12} {'device copy bandwidth':34} {backend.name:10} {'':>9} {'':>10} {'':>6} {ceiling:10.1f}")
+        memory = None
+        if backend.name == "torch-cpu":
+            memory = dict(allocator=allocator_mode(), first_touch_ms_per_100mb=first_touch_ms_per_100mb(backend))
+            print(f"{'':12} torch CPU allocator: {memory['allocator']}; fresh memory costs "
+                  f"{memory['first_touch_ms_per_100mb']:.1f} ms per 100 MB on first touch")
         impl = "torch_impl" if backend.framework == "torch" else "jax_impl"
         for op in OPS:
             if wanted and op.name not in wanted:
@@ -120,6 +177,8 @@ def main(argv=None) -> int:
                 moved = nbytes(case, out)
                 row = dict(op=op.name, case=label, backend=backend.name, ours_ms=t_ours * 1e3,
                            native=native, copy_gbs=ceiling, ours_gbs=moved / t_ours / 1e9)
+                if memory:
+                    row.update(memory)
                 if t_native is None:
                     rows.append(row)
                     print(f"{op.name:12} {label[:34]:34} {backend.name:10} {row['ours_ms']:9.3f} "
