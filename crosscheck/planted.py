@@ -15,3 +15,12 @@ def planted_targets() -> list[Target]:
         for topic in TOPICS
         for op, bug, fn in getattr(topic, "PLANTED", ())
     ]
+
+
+def assertions_in(exc: BaseException) -> list[AssertionError]:
+    """The AssertionErrors in ``exc`` (hypothesis may group several): a plant caught by a comparison."""
+    if isinstance(exc, AssertionError):
+        return [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        return [a for e in exc.exceptions for a in assertions_in(e)]
+    return []

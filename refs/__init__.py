@@ -1,7 +1,24 @@
-"""The truth by construction: every op as explicit loops over NumPy arrays."""
+"""The truth by construction: the course's ops, batched loading and capture as explicit loops over NumPy."""
 
+from refs.capture import forward, init_params, penalty
 from refs.convlike import conv, fold, max_pool, unfold
 from refs.einsum import einsum, matmul
 from refs.indexing import gather, scatter_add
+from refs.loading import batches, default_collate, epoch_order
 
-__all__ = ["conv", "einsum", "fold", "gather", "matmul", "max_pool", "scatter_add", "unfold"]
+__all__ = [
+    "batches",
+    "conv",
+    "default_collate",
+    "einsum",
+    "epoch_order",
+    "fold",
+    "forward",
+    "gather",
+    "init_params",
+    "matmul",
+    "max_pool",
+    "penalty",
+    "scatter_add",
+    "unfold",
+]

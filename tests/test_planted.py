@@ -7,15 +7,7 @@ from hypothesis import settings
 
 from crosscheck import runner
 from crosscheck.ops import properties
-from crosscheck.planted import planted_targets
-
-
-def _assertions(exc: BaseException) -> list[AssertionError]:
-    if isinstance(exc, AssertionError):
-        return [exc]
-    if isinstance(exc, BaseExceptionGroup):
-        return [a for e in exc.exceptions for a in _assertions(e)]
-    return []
+from crosscheck.planted import assertions_in, planted_targets
 
 
 @pytest.mark.parametrize("target", planted_targets(), ids=lambda t: f"{t.op.name}-{t.impl}")
@@ -29,6 +21,6 @@ def test_planted_bug_is_caught(target):
             # (a transposed index needs two dims of size >= 2) must be found every run
             runner.run(prop, target, max_examples=max(settings.default.max_examples, 200))
         except Exception as e:  # noqa: BLE001 - a crash on valid input does not count
-            if _assertions(e):
+            if assertions_in(e):
                 caught.append(prop.name)
     assert caught, f"no property caught the planted bug {target.impl!r} in {target.op.name}"
