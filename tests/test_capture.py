@@ -114,7 +114,12 @@ REFS = Impl("refs", "numpy", "refs.capture")
 TORCH = Impl("torch_impl", "torch-cpu", "torch_impl.capture")
 JAX = Impl("jax_impl", "jax-cpu", "crosscheck.jax_impl.capture")
 JAX_JIT = Impl("jax_impl-jit", "jax-cpu", "crosscheck.jax_impl.capture", jit=True)
-IMPLS = {impl.label: impl for impl in (REFS, TORCH, JAX, JAX_JIT)}
+# on a GPU machine (`nox -s cuda`): the same checks with the weights and images on the device
+TORCH_CUDA = Impl("torch_impl-cuda", "torch-cuda", "torch_impl.capture")
+JAX_CUDA = Impl("jax_impl-jit-cuda", "jax-cuda", "crosscheck.jax_impl.capture", jit=True)
+IMPLS = {impl.label: impl for impl in (REFS, TORCH, JAX, JAX_JIT, TORCH_CUDA, JAX_CUDA)}
+#: (torch, JAX) pairs per device for the gradient comparisons
+GRAD_PAIRS = {"cpu": (TORCH, JAX_JIT), "cuda": (TORCH_CUDA, JAX_CUDA)}
 
 
 def ready(require_backend, *impls: Impl) -> None:
@@ -367,11 +372,10 @@ def torch_value_and_grads(impl: Impl, case: NetCase, via: str):
     ``impl.forward`` captured; ``"capture"`` -- a user's ``SmallNet`` and
     ``capture_outputs`` context, gradients read from the module's parameters.
     """
-    torch = load_torch()
-    x = torch.from_numpy(case.x())
+    x = impl.asarray(case.x())
     before = layer_input(case.layer)
     if via == "capture":
-        net = impl.mod.SmallNet(case.params())
+        net = impl.mod.SmallNet(impl.convert(case.params()))
         if before is None:
             net(x)
             loss = x.pow(2).mean()
@@ -381,7 +385,7 @@ def torch_value_and_grads(impl: Impl, case: NetCase, via: str):
             loss = got[before][0].pow(2).mean()
         leaves = dict(net.named_parameters())
     else:
-        leaves = {k: torch.from_numpy(v).requires_grad_(True) for k, v in case.params().items()}
+        leaves = {k: impl.asarray(v).requires_grad_(True) for k, v in case.params().items()}
         if via == "penalty":
             loss = impl.mod.penalty(leaves, x, case.layer)
         else:
@@ -389,9 +393,9 @@ def torch_value_and_grads(impl: Impl, case: NetCase, via: str):
             loss = (x if before is None else kept[before]).pow(2).mean()
     if loss.requires_grad:  # the penalty of x itself depends on no weight
         loss.backward()
-    grads = {k: np.zeros(v.shape, case.dtype) if v.grad is None else v.grad.numpy()
+    grads = {k: np.zeros(v.shape, case.dtype) if v.grad is None else impl.to_numpy(v.grad)
              for k, v in leaves.items()}
-    return loss.detach().numpy(), grads
+    return impl.to_numpy(loss), grads
 
 
 def jax_value_and_grads(impl: Impl, case: NetCase, vias=("penalty",), layers=None):
@@ -712,14 +716,16 @@ def test_forward_gives_the_same_output_and_intermediates(label, require_backend)
     run()
 
 
-def test_penalty_and_its_gradients_agree_in_torch_and_jax(require_backend):
+@pytest.mark.parametrize("device", list(GRAD_PAIRS))
+def test_penalty_and_its_gradients_agree_in_torch_and_jax(device, require_backend):
     # JAX under jit here: one compiled program per shape and layer is cheaper than the
     # compilations of eager differentiation; the eager path is the next test's
-    ready(require_backend, TORCH, JAX_JIT)
+    torch_impl, jax_impl = GRAD_PAIRS[device]
+    ready(require_backend, torch_impl, jax_impl)
 
     @given(case=net_cases(integral=False))
     def run(case):
-        check_penalty_and_grads(TORCH, JAX_JIT, case)
+        check_penalty_and_grads(torch_impl, jax_impl, case)
 
     run()
 

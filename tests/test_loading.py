@@ -682,15 +682,19 @@ def test_torch_builtin_collate_differs_as_documented():
     assert builtin([0.5, 1.5]).dtype == torch.float64
 
 
-@needs_jax
-def test_jax_batches_are_placed_on_the_device():
+@pytest.mark.parametrize("backend", ["jax-cpu", "jax-cuda"])
+def test_jax_batches_are_placed_on_the_device(backend, require_backend):
+    require_backend(backends.Backend(backend))
     import jax
 
-    device = jax.devices("cpu")[-1]
-    for batch in jax_loader(SyntheticDataset(5, "nested"), 2, device=device):
+    device = jax.devices("gpu" if backend == "jax-cuda" else "cpu")[-1]
+    dataset = SyntheticDataset(5, "nested")
+    got = list(jax_loader(dataset, 2, shuffle=True, device=device))
+    for batch in got:
         for leaf in jax.tree.leaves(batch):
             if isinstance(leaf, jax.Array):
                 assert leaf.devices() == {device}
+    assert_same_batches(got, list(refs_loader(dataset, 2, shuffle=True)), jax.Array)
     default = next(iter(jax_loader(SyntheticDataset(3, "pair"), 2)))
     assert default[0].devices() == {jax.devices()[0]}
 
