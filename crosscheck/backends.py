@@ -68,6 +68,18 @@ class Backend:
             return x.detach().cpu().numpy()
         return np.asarray(x)
 
+    def to_host(self, result):
+        """``result`` with every array (also inside dicts, lists, tuples) as NumPy; text kept."""
+        from crosscheck.optable import map_tree
+
+        if self.framework == "torch":
+            array = load_torch().Tensor
+        elif self.framework == "jax":
+            array = load_jax().Array
+        else:
+            array = (np.ndarray, np.generic)
+        return map_tree(result, lambda a: np.asarray(self.to_numpy(a)), array)
+
     def __str__(self) -> str:
         return self.name
 

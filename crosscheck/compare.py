@@ -26,12 +26,18 @@ class Comparison:
         )
 
 
+def _part(tol, key):
+    """The tolerance for one part of a structured result: a tree of tolerances is indexed."""
+    return tol[key] if isinstance(tol, (dict, list, tuple)) else tol
+
+
 def assert_close(actual, expected, tol: Tolerance | None = None, *, dtype=None, path="result"):
     """Assert ``actual`` matches ``expected``; return the :class:`Comparison`.
 
     Args:
         actual, expected: NumPy arrays, scalars, or dicts / lists / tuples of them.
-        tol: the tolerance; default: the per-dtype table (exact for integers).
+        tol: the tolerance, or a dict / list / tuple of them shaped like ``expected``;
+            default: the per-dtype table (exact for integers).
         dtype: the dtype ``actual`` must have (default: ``expected``'s). Lets a
             float32 result be held against a float64 reference.
         path: how the message names the compared value.
@@ -44,14 +50,15 @@ def assert_close(actual, expected, tol: Tolerance | None = None, *, dtype=None, 
             raise Mismatch(f"{path}: expected a dict with keys {sorted(expected)}, got {_kind(actual)}")
         result = Comparison()
         for key in expected:
-            result = result.merge(assert_close(actual[key], expected[key], tol, dtype=dtype, path=f"{path}[{key!r}]"))
+            result = result.merge(assert_close(actual[key], expected[key], _part(tol, key), dtype=dtype,
+                                               path=f"{path}[{key!r}]"))
         return result
     if isinstance(expected, (list, tuple)):
         if type(actual) is not type(expected) or len(actual) != len(expected):
             raise Mismatch(f"{path}: expected a {type(expected).__name__} of {len(expected)}, got {_kind(actual)}")
         result = Comparison()
         for i, (a, e) in enumerate(zip(actual, expected)):
-            result = result.merge(assert_close(a, e, tol, dtype=dtype, path=f"{path}[{i}]"))
+            result = result.merge(assert_close(a, e, _part(tol, i), dtype=dtype, path=f"{path}[{i}]"))
         return result
 
     actual, expected = np.asarray(actual), np.asarray(expected)
