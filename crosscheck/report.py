@@ -132,7 +132,9 @@ def render_matrix(results: list[Cell]) -> str:
     rows: dict[tuple[str, str], dict[str, list[Cell]]] = {}
     for c in results:
         rows.setdefault((c.op, c.impl), {}).setdefault(c.device, []).append(c)
-    head = f"{'op':12} {'implementation':22} " + " ".join(f"{d:32}" for d in devices)
+    w_op = max([12] + [len(op) for op, _ in rows])
+    w_impl = max([22] + [len(impl) for _, impl in rows])
+    head = f"{'op':{w_op}} {'implementation':{w_impl}} " + " ".join(f"{d:32}" for d in devices)
     lines = [head, "-" * len(head)]
     for (op, impl), by_device in rows.items():
         cols = []
@@ -148,7 +150,7 @@ def render_matrix(results: list[Cell]) -> str:
             known = sum(sum(c.known.values()) for c in cs)
             text = f"{status} {len(cs)}p {n}ex err/tol {worst:.2f}" + (f" ({known} known)" if known else "")
             cols.append(f"{text:32}")
-        lines.append(f"{op:12} {impl:22} " + " ".join(cols))
+        lines.append(f"{op:{w_op}} {impl:{w_impl}} " + " ".join(cols))
     lines.append("")
     lines.append("cell: status, properties run, examples, worst |error| / allowed "
                  "(0 = bit-exact; <= 1 passes); 'known' = cases skipped as documented native differences")

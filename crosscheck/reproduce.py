@@ -31,6 +31,16 @@ _EMPTY = {
 
 def literal(a, framework: str) -> str:
     """``a`` as source code that rebuilds it exactly in ``framework``."""
+    if isinstance(a, dict):
+        body = ", ".join(f"{k!r}: {literal(v, framework)}" for k, v in a.items())
+        return f"{type(a).__name__}({{{body}}})" if type(a) is not dict else f"{{{body}}}"
+    if isinstance(a, (list, tuple)):
+        items = [literal(v, framework) for v in a]
+        if hasattr(type(a), "_fields"):  # a namedtuple, by name (define it to rerun)
+            return f"{type(a).__name__}({', '.join(items)})"
+        if isinstance(a, tuple):
+            return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
+        return f"[{', '.join(items)}]"
     if not isinstance(a, np.ndarray):
         return repr(a)
     if a.size == 0 and a.ndim:  # tolist() would lose the shape

@@ -18,7 +18,6 @@ those two warnings are silenced for this module.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -30,6 +29,17 @@ from hypothesis import strategies as st
 
 from crosscheck import backends
 from crosscheck.compare import assert_close
+from crosscheck.ops.loading import (
+    DTYPES,
+    KINDS,
+    SHAPES,
+    CollateCase,
+    MismatchCase,
+    collate_cases,
+    make_array,
+    make_sample,
+    mismatch_cases,
+)
 from crosscheck.tolerance import EXACT
 from refs.checks.common import to_host
 from refs.loading import batches, default_collate, epoch_order
@@ -155,42 +165,6 @@ def assert_same_batches(actual: list, expected: list, leaf_type: type) -> None:
 
 
 # --- datasets -------------------------------------------------------------------------
-
-
-class Pair(NamedTuple):
-    x: np.ndarray
-    y: float
-
-
-#: sample structures: the deck's {"img": ...}, torchvision's (image, label), and the rest
-KINDS = ("array", "pair", "deck", "nested", "named", "ordered", "float", "bool", "int")
-DTYPES = ("float32", "float64", "int64", "int32", "uint8", "bool")
-SHAPES = ((), (3,), (2, 3))
-
-
-def make_array(i: int, dtype: str, shape: tuple) -> np.ndarray:
-    """Values that encode ``i``, exact in every dtype (floats are multiples of 1/8)."""
-    values = (np.arange(int(np.prod(shape))) * 7 + 13 * i) % 97
-    if dtype == "bool":
-        return (values % 2 == 1).reshape(shape)
-    if dtype.startswith("float"):
-        return (values / 8).astype(dtype).reshape(shape)
-    return values.astype(dtype).reshape(shape)
-
-
-def make_sample(kind: str, i: int, dtype: str = "float32", shape: tuple = (3,)):
-    a = make_array(i, dtype, shape)
-    return {
-        "array": lambda: a,
-        "pair": lambda: (a, i),
-        "deck": lambda: {"img": a},
-        "nested": lambda: {"x": (a, [i / 4, i % 2 == 0]), "meta": {"id": i, "name": f"s{i}"}},
-        "named": lambda: Pair(a, i / 8),
-        "ordered": lambda: OrderedDict([("label", i), ("img", a)]),
-        "float": lambda: i / 4 + 0.5,
-        "bool": lambda: i % 3 == 0,
-        "int": lambda: 10 * i - 7,
-    }[kind]()
 
 
 class SyntheticDataset:
@@ -325,26 +299,6 @@ def loader_cases(draw, workers=(0,), kinds=KINDS) -> LoaderCase:
     )
 
 
-class CollateCase(NamedTuple):
-    kind: str
-    dtype: str
-    shape: tuple
-    indices: tuple[int, ...]  # sample i of the batch is make_sample(kind, indices[i], ...)
-
-    def samples(self) -> list:
-        return [make_sample(self.kind, i, self.dtype, self.shape) for i in self.indices]
-
-
-@st.composite
-def collate_cases(draw, kinds=KINDS) -> CollateCase:
-    return CollateCase(
-        kind=draw(st.sampled_from(kinds), label="kind"),
-        dtype=draw(st.sampled_from(DTYPES), label="dtype"),
-        shape=draw(st.sampled_from(SHAPES), label="shape"),
-        indices=tuple(draw(st.lists(st.integers(0, 20), min_size=1, max_size=5), label="indices")),
-    )
-
-
 class OrderCase(NamedTuple):
     n: int
     seed: int
@@ -442,64 +396,6 @@ def prop_getitem_error_keeps_its_class(impl: Impl, error: type[Exception], num_w
 
 
 # structural edits that make one sample differ from samples[0]
-EDITS = ("extra_key", "missing_key", "shape", "dtype", "length", "container", "scalar_type")
-
-
-def edit(x, how: str):
-    """``x`` with one structural change of kind ``how`` (the outermost place it applies), or None."""
-    if isinstance(x, dict):
-        if how == "extra_key":
-            return type(x)([*x.items(), ("extra", 0)])
-        if how == "missing_key":
-            return type(x)(list(x.items())[1:])
-        for k, v in x.items():
-            changed = edit(v, how)
-            if changed is not None:
-                return type(x)([(key, changed if key == k else val) for key, val in x.items()])
-        return None
-    if isinstance(x, (tuple, list)):
-        if how == "length":
-            return type(x)([*x, 0]) if type(x) in (tuple, list) else tuple(x) + (0,)
-        if how == "container":  # list -> tuple, tuple -> list, namedtuple -> tuple
-            return list(x) if type(x) is tuple else tuple(x)
-        for j, v in enumerate(x):
-            changed = edit(v, how)
-            if changed is not None:
-                items = [changed if m == j else w for m, w in enumerate(x)]
-                return type(x)(*items) if hasattr(type(x), "_fields") else type(x)(items)
-        return None
-    if isinstance(x, np.ndarray):
-        if how == "shape":
-            return np.zeros(x.shape + (1,), x.dtype)
-        if how == "dtype":
-            return x.astype("float32" if x.dtype != np.float32 else "float64")
-        return None
-    if how == "scalar_type":
-        return {bool: int, int: float, float: int, str: str.encode}[type(x)](x)
-    return None
-
-
-class MismatchCase(NamedTuple):
-    base: CollateCase
-    at: int  # the edited sample, >= 1
-    how: str
-
-    def samples(self) -> list:
-        samples = self.base.samples()
-        samples[self.at] = edit(samples[self.at], self.how)
-        return samples
-
-
-@st.composite
-def mismatch_cases(draw) -> MismatchCase:
-    base = draw(collate_cases())
-    base = base._replace(indices=base.indices + (draw(st.integers(0, 20), label="extra index"),))
-    first = base.samples()[0]
-    hows = [h for h in EDITS if edit(first, h) is not None]
-    at = draw(st.integers(1, len(base.indices) - 1), label="at")
-    return MismatchCase(base, at, draw(st.sampled_from(hows), label="how"))
-
-
 def prop_collate_rejects_other_structures(impl: Impl, case: MismatchCase) -> None:
     """A sample whose structure differs from samples[0] is a ValueError naming it."""
     samples = case.samples()
