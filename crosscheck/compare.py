@@ -46,8 +46,9 @@ def assert_close(actual, expected, tol: Tolerance | None = None, *, dtype=None, 
         Mismatch: with the count of differing elements and the worst one.
     """
     if isinstance(expected, dict):
-        if not isinstance(actual, dict) or set(actual) != set(expected):
-            raise Mismatch(f"{path}: expected a dict with keys {sorted(expected)}, got {_kind(actual)}")
+        if type(actual) is not type(expected) or set(actual) != set(expected):
+            raise Mismatch(f"{path}: expected a {type(expected).__name__} with keys {sorted(expected, key=repr)}, "
+                           f"got {_kind(actual)}")
         result = Comparison()
         for key in expected:
             result = result.merge(assert_close(actual[key], expected[key], _part(tol, key), dtype=dtype,
@@ -114,7 +115,7 @@ def _raise(path, actual, expected, bad, diff, tol, allowed=None):
 
 def _kind(x):
     if isinstance(x, dict):
-        return f"a dict with keys {sorted(x)}"
+        return f"a {type(x).__name__} with keys {sorted(x, key=repr)}"
     if isinstance(x, (list, tuple)):
         return f"a {type(x).__name__} of {len(x)}"
     return type(x).__name__

@@ -210,6 +210,12 @@ def _planted_float32(samples):
                     lambda a: a.astype(np.float32) if a.dtype == np.float64 else a, np.ndarray)
 
 
+def _planted_plain_dict(samples):
+    """An OrderedDict sample batched into a plain dict: the container type lost."""
+    batch = refs.default_collate(samples)
+    return dict(batch) if isinstance(batch, OrderedDict) else batch
+
+
 def _planted_reversed(samples):
     """The samples stacked in reverse order."""
     return refs.default_collate(list(samples)[::-1])
@@ -219,4 +225,5 @@ PLANTED = (
     ("default_collate", "tuples become lists", _planted_tuples_as_lists),
     ("default_collate", "float64 leaves narrowed to float32", _planted_float32),
     ("default_collate", "samples stacked in reverse order", _planted_reversed),
+    ("default_collate", "an OrderedDict batched into a plain dict", _planted_plain_dict),
 )
