@@ -1,4 +1,4 @@
-"""What the natives do with a bad index, where our three raise (API.md) -- documented by test.
+"""Where the natives differ from our three -- a bad index (API.md), a tied max -- documented by test.
 
 CPU only: on CUDA, torch.gather with an out-of-range index ends in a device-side
 assert that poisons the process, which is exactly why our implementations check
@@ -76,3 +76,41 @@ def test_jax_impl_under_jit_fills_instead_of_reading_out_of_bounds(require_backe
     assert np.isnan(np.asarray(out)[0, 1])
     with pytest.raises(IndexError):  # the same call, eager: the index is concrete
         jax_impl.gather(X, 1, BAD)
+
+
+def test_max_pool_gradient_at_a_tie_is_a_choice(require_backend):
+    """At a tie the max has no gradient, only subgradients, and the frameworks pick differently.
+
+    The natives (``F.max_pool1d``, ``lax.reduce_window``'s select-and-scatter) give the whole
+    cotangent to the first maximal element; ours, built as unfold + ``amax`` / ``jnp.max``,
+    split it evenly between the tied elements. Both are valid subgradients, so the suite's
+    gradient properties draw distinct values (``crosscheck/ops/convlike.py``) or, for the
+    capture network, cases clear of ties (``tests/test_capture.py``).
+    """
+    require_backend(Backend("torch-cpu"))
+    require_backend(Backend("jax-cpu"))
+    import jax
+    import jax.numpy as jnp
+    import torch
+    import torch.nn.functional as F
+    from jax import lax
+
+    import torch_impl
+    from crosscheck import jax_impl
+
+    x = np.array([[[1.0, 3.0, 3.0, 2.0]]])  # one window of 4, tied maximum at 1 and 2
+    first, split = [[[0.0, 1.0, 0.0, 0.0]]], [[[0.0, 0.5, 0.5, 0.0]]]
+
+    def torch_grad(pool):
+        t = torch.tensor(x, requires_grad=True)
+        pool(t).sum().backward()
+        return t.grad.numpy()
+
+    def jax_grad(pool):
+        return np.asarray(jax.grad(lambda a: pool(a).sum())(jnp.asarray(x)))
+
+    np.testing.assert_array_equal(torch_grad(lambda t: F.max_pool1d(t, 4)), first)
+    np.testing.assert_array_equal(
+        jax_grad(lambda a: lax.reduce_window(a, -jnp.inf, lax.max, (1, 1, 4), (1, 1, 4), "VALID")), first)
+    np.testing.assert_array_equal(torch_grad(lambda t: torch_impl.max_pool(t, 4)), split)
+    np.testing.assert_array_equal(jax_grad(lambda a: jax_impl.max_pool(a, 4)), split)
