@@ -94,3 +94,24 @@ def test_rounding_bound_admits_flush_to_zero_but_not_a_real_error():
     assert_close(np.array(np.float32(0.0)), np.array(product), tol, dtype=np.float32)
     with pytest.raises(Mismatch):
         assert_close(np.array(np.float32(1e-30)), np.array(product), tol, dtype=np.float32)
+
+
+@pytest.mark.parametrize("name", ["torch-cpu", "jax-cpu"])
+def test_a_framework_result_holding_numpy_is_a_mismatch(name, require_backend):
+    """A torch or JAX implementation that returns host arrays inside its result does not pass
+    as equal just because the comparison converts everything to NumPy."""
+    backend = backends.Backend(name)
+    require_backend(backend)
+    good = backend.asarray(np.arange(3))
+    assert backend.to_host({"x": good, "names": ["a"]})["x"].tolist() == [0, 1, 2]
+    with pytest.raises(Mismatch, match="holds a NumPy array int64"):
+        backend.to_host({"x": good, "y": (np.arange(3),)})
+
+
+def test_assert_close_holds_container_types():
+    from collections import OrderedDict
+
+    with pytest.raises(Mismatch, match="expected a OrderedDict"):
+        assert_close({"a": np.zeros(1)}, OrderedDict(a=np.zeros(1)))
+    with pytest.raises(Mismatch, match="expected a tuple of 1"):
+        assert_close([np.zeros(1)], (np.zeros(1),))

@@ -33,12 +33,8 @@ from crosscheck.ops.loading import (
     DTYPES,
     KINDS,
     SHAPES,
-    CollateCase,
-    MismatchCase,
-    collate_cases,
     make_array,
     make_sample,
-    mismatch_cases,
 )
 from crosscheck.tolerance import EXACT
 from refs.checks.common import to_host
@@ -366,12 +362,6 @@ def prop_epoch_order_is_a_keyed_permutation(order_fn: Callable, case: OrderCase)
         assert not np.array_equal(order, other_seed), f"seeds {seed} and {seed + 1} give the same order"
 
 
-def prop_collate_matches_refs(impl: Impl, case: CollateCase) -> None:
-    samples = case.samples()
-    note(f"{impl.name}.default_collate({samples!r})")
-    assert_same_batch(impl.collate(samples), default_collate(samples), impl.leaf_type())
-
-
 def prop_augmentation_is_worker_independent(impl: Impl, case: LoaderCase) -> None:
     """Augmentations keyed by (seed, epoch, index) give refs' batches for any worker count."""
     prop_batches_match_refs(impl, case, KeyedAugmentDataset(case.n, case.seed, case.epoch))
@@ -395,27 +385,7 @@ def prop_getitem_error_keeps_its_class(impl: Impl, error: type[Exception], num_w
     assert len(delivered) == 2, f"{len(delivered)} batches before the error, expected 2 (indices 0-3)"
 
 
-# structural edits that make one sample differ from samples[0]
-def prop_collate_rejects_other_structures(impl: Impl, case: MismatchCase) -> None:
-    """A sample whose structure differs from samples[0] is a ValueError naming it."""
-    samples = case.samples()
-    note(f"{impl.name}.default_collate({samples!r})")
-    try:
-        impl.collate(samples)
-    except Exception as e:  # noqa: BLE001 - the class is what is under test
-        assert isinstance(e, ValueError), f"{impl.name}: {type(e).__name__}: {e}, expected a ValueError"
-        assert "default_collate()" in str(e) and f"samples[{case.at}]" in str(e), f"unclear message: {e}"
-    else:
-        raise AssertionError(f"{impl.name}: samples[{case.at}] with edit {case.how!r} was collated silently")
-
-
 # --- tests: batches equal the reference -----------------------------------------------
-
-
-@pytest.mark.parametrize("impl", IMPLS)
-@given(case=collate_cases())
-def test_collate_matches_refs(impl, case):
-    prop_collate_matches_refs(impl, case)
 
 
 @pytest.mark.parametrize("impl", FRAMEWORK_IMPLS)
@@ -549,15 +519,6 @@ def test_workers_stop_when_a_batch_fails():
         list(torch_loader(FailingDataset(7, bad=4, error=IndexError), 2, num_workers=2))
     assert str(caught.value).startswith("Caught IndexError in DataLoader worker process 0")
     assert set(multiprocessing.active_children()) <= before, "workers outlive the failed epoch"
-
-
-# --- tests: collate structure ---------------------------------------------------------
-
-
-@pytest.mark.parametrize("impl", IMPLS)
-@given(case=mismatch_cases())
-def test_collate_rejects_a_sample_of_another_structure(impl, case):
-    prop_collate_rejects_other_structures(impl, case)
 
 
 @needs_torch

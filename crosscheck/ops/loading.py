@@ -216,6 +216,17 @@ def _planted_plain_dict(samples):
     return dict(batch) if isinstance(batch, OrderedDict) else batch
 
 
+def _planted_first_keys_only(samples):
+    """torch's habit: dict keys that samples[0] lacks are dropped instead of rejected."""
+
+    def trim(x, like):
+        if isinstance(x, dict) and isinstance(like, dict):
+            return type(x)((k, trim(x[k], like[k])) for k in like if k in x)
+        return x
+
+    return refs.default_collate([samples[0]] + [trim(s, samples[0]) for s in samples[1:]])
+
+
 def _planted_reversed(samples):
     """The samples stacked in reverse order."""
     return refs.default_collate(list(samples)[::-1])
@@ -226,4 +237,5 @@ PLANTED = (
     ("default_collate", "float64 leaves narrowed to float32", _planted_float32),
     ("default_collate", "samples stacked in reverse order", _planted_reversed),
     ("default_collate", "an OrderedDict batched into a plain dict", _planted_plain_dict),
+    ("default_collate", "dict keys samples[0] lacks dropped", _planted_first_keys_only),
 )
