@@ -18,20 +18,17 @@ import math
 
 import numpy as np
 
-from refs.checks.capture import (
+from refs.checks.capture import check_init, check_input, check_layer, check_params
+from refs.convlike import conv, max_pool
+from refs.network import (
     CONV1_PADDING,
     LAYERS,
     PARAM_NAMES,
     PENALTY_LAYER,
     POOL,
-    check_init,
-    check_input,
-    check_layer,
-    check_params,
     layer_input,
     param_shapes,
 )
-from refs.convlike import conv, max_pool
 
 #: init_params rounds every weight to a multiple of this: a value with at most
 #: 12 fraction bits is exact in float32 and float64 alike, and so is a step of 2**-10

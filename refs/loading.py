@@ -47,8 +47,8 @@ from refs.checks.loading import (
     check_int,
     check_order,
     check_samples,
-    collate_tree,
 )
+from refs.collate import collate_tree
 
 
 def default_collate(samples):

@@ -61,15 +61,8 @@ from crosscheck.ops.capture import (
     windows,
 )
 from crosscheck.tolerance import Tolerance, gamma
-from refs.checks.capture import (
-    CONV1_KERNEL,
-    CONV2_KERNEL,
-    LAYERS,
-    PARAM_NAMES,
-    check_init,
-    layer_input,
-    layer_shapes,
-)
+from refs.checks.capture import check_init
+from refs.network import CONV1_KERNEL, CONV2_KERNEL, LAYERS, PARAM_NAMES, layer_input, layer_shapes
 
 # ------------------------------------------------------------ the implementations
 

@@ -276,7 +276,7 @@ def jax_average_gradient_pool_plant():
     from jax import lax
 
     import crosscheck.jax_impl.capture as real
-    from refs.checks.capture import layer_input
+    from refs.network import layer_input
 
     def pool(h):
         n, c, hh, ww = h.shape

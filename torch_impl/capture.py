@@ -33,7 +33,9 @@ from torch import nn
 from torch.func import functional_call
 
 from refs.capture import init_params as _init_params_numpy
-from refs.checks.capture import (
+from refs.checks.capture import check_input, check_layer, check_params
+from refs.checks.common import fail
+from refs.network import (
     CONV1_KERNEL,
     CONV1_PADDING,
     CONV2_KERNEL,
@@ -41,11 +43,7 @@ from refs.checks.capture import (
     PARAM_NAMES,
     PENALTY_LAYER,
     POOL,
-    check_input,
-    check_layer,
-    check_params,
 )
-from refs.checks.common import fail
 
 
 class SmallNet(nn.Module):

@@ -1,6 +1,6 @@
 """einsum and matmul from diagonals, sums, permutes and ``torch.bmm`` (no torch.einsum / matmul).
 
-Both run the plan of ``refs.checks.einsum.contraction_plan``: per operand,
+Both run the plan of ``refs.contraction.contraction_plan``: per operand,
 take the diagonals of repeated letters, drop size-1 dims that broadcast, sum
 the letters nobody else needs; then contract pairwise (each pair one ``bmm``
 of ``(batch, left_free, contract) x (batch, contract, right_free)``) in the
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from refs.checks.einsum import Contract, check_matmul, contraction_plan, parse_einsum
+from refs.checks.einsum import check_matmul, parse_einsum
+from refs.contraction import Contract, contraction_plan
 
 
 def einsum(subscripts: str, *operands: torch.Tensor) -> torch.Tensor:

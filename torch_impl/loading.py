@@ -57,7 +57,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from refs.checks.loading import check_int, check_loader, check_samples, collate_tree
+from refs.checks.loading import check_int, check_loader, check_samples
+from refs.collate import collate_tree
 from refs.loading import epoch_order
 
 #: the start method of the workers: fork where there is one (see the module docstring)

@@ -23,16 +23,8 @@ from jax import lax
 
 from crosscheck.jax_impl.convlike import conv, max_pool
 from refs.capture import init_params as _init_params_numpy
-from refs.checks.capture import (
-    CONV1_PADDING,
-    LAYERS,
-    PENALTY_LAYER,
-    POOL,
-    check_input,
-    check_layer,
-    check_params,
-    layer_input,
-)
+from refs.checks.capture import check_input, check_layer, check_params
+from refs.network import CONV1_PADDING, LAYERS, PENALTY_LAYER, POOL, layer_input
 
 
 def init_params(seed=0, *, in_channels=1, channels=(2, 3), num_classes=4, image_size=(6, 6),

@@ -1,6 +1,6 @@
 """einsum and matmul from diagonals, sums and ``lax.dot_general`` (no jnp.einsum / matmul).
 
-Both run the plan of ``refs.checks.einsum.contraction_plan``: per operand,
+Both run the plan of ``refs.contraction.contraction_plan``: per operand,
 take the diagonals of repeated letters, drop size-1 dims that broadcast, sum
 the letters nobody else needs; then contract pairwise with one
 ``lax.dot_general`` each, in the order ``opt_einsum`` picks; then transpose
@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from refs.checks.einsum import Plan, check_matmul, contraction_plan, parse_einsum
+from refs.checks.einsum import check_matmul, parse_einsum
+from refs.contraction import Plan, contraction_plan
 
 
 def einsum(subscripts, *operands):

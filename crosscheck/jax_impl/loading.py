@@ -32,10 +32,10 @@ from refs.checks.loading import (
     PYTHON_SCALAR_DTYPES,
     check_loader,
     check_samples,
-    collate_tree,
-    rebuild,
 )
+from refs.collate import collate_tree
 from refs.loading import epoch_order
+from refs.trees import map_tree
 
 
 def default_collate(samples):
@@ -61,9 +61,9 @@ def _collate_onto(samples, device):
     check_samples("default_collate", samples)
     host = collate_tree(list(samples), _stack)
     arrays = []
-    _map_arrays(host, arrays.append)
+    map_tree(host, arrays.append, np.ndarray)
     placed = iter(jax.device_put(arrays, device))  # one transfer for the whole batch
-    return _map_arrays(host, lambda _: next(placed))
+    return map_tree(host, lambda _: next(placed), np.ndarray)  # text stays on the host
 
 
 def _stack(kind, column, path):
@@ -81,17 +81,6 @@ def _stack(kind, column, path):
             f"with jax_enable_x64 off; enable x64 or return {narrowed} from the dataset",
         )
     return out
-
-
-def _map_arrays(tree, f):
-    """``tree`` with every NumPy array ``a`` replaced by ``f(a)``, in a fixed order."""
-    if isinstance(tree, np.ndarray):
-        return f(tree)
-    if isinstance(tree, dict):
-        return rebuild(tree, {k: _map_arrays(v, f) for k, v in tree.items()})
-    if isinstance(tree, (tuple, list)):
-        return rebuild(tree, [_map_arrays(v, f) for v in tree])
-    return tree  # text, kept on the host
 
 
 def make_loader(dataset, batch_size, *, shuffle=False, seed=0, epoch=0, drop_last=False, device=None):

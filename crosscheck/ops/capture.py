@@ -31,14 +31,8 @@ from hypothesis import strategies as st
 import refs.capture as refs_capture
 from crosscheck.optable import BadCase, Case, OpSpec
 from crosscheck.tolerance import Tolerance, rounding_bound
-from refs.checks.capture import (
-    LAYERS,
-    PARAM_NAMES,
-    PENALTY_LAYER,
-    check_init,
-    layer_input,
-    param_shapes,
-)
+from refs.checks.capture import check_init
+from refs.network import LAYERS, PARAM_NAMES, PENALTY_LAYER, layer_input, param_shapes
 
 FLOAT_DTYPES = ("float32", "float64")
 

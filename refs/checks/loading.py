@@ -4,7 +4,7 @@ The loaders of all three implementations call the same ``check_*`` functions
 when they are built (not when the first batch is drawn), so a bad
 ``batch_size`` fails at the line that asked for it. The three collates call
 :func:`check_samples` before they stack anything and dispatch on
-:func:`kind_of`, so they agree on what a sample may hold and on what comes
+:func:`refs.collate.kind_of`, so they agree on what a sample may hold and on what comes
 back: a sample whose structure differs from ``samples[0]`` is a ``ValueError``
 everywhere (torch's own ``default_collate`` silently drops extra dict keys and
 promotes an int label next to a float one).
@@ -16,13 +16,13 @@ entry outside the dataset.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
 from refs.checks.common import INTEGER_DTYPES, dtype_name, fail, shape_of, to_host
+from refs.collate import kind_of
 
 #: array dtypes a collate stacks; strings and objects are not numbers to stack
 STACKABLE_DTYPES = INTEGER_DTYPES | {"bool", "float16", "float32", "float64", "complex64", "complex128"}
@@ -124,77 +124,6 @@ def check_order(fn: str, order, n: int) -> list[int]:
             )
         first_seen[int(i)] = pos
     return [int(i) for i in entries]
-
-
-# --- default_collate: what a sample may hold -------------------------------------------
-
-
-def kind_of(x) -> str | None:
-    """How a collate treats ``x``: a container kind, a leaf kind, or ``None`` (unsupported).
-
-    ``"array"`` is anything with ``shape`` and ``dtype`` (NumPy arrays and
-    scalars, torch tensors, JAX arrays). Text is tested first (``np.str_`` is a
-    ``str`` *and* a NumPy scalar), then arrays, then Python numbers, because
-    ``np.float64`` is a subclass of ``float``.
-    """
-    if isinstance(x, (str, bytes)):
-        return "str"
-    if isinstance(x, (np.ndarray, np.generic)) or (hasattr(x, "shape") and hasattr(x, "dtype")):
-        return "array"
-    if isinstance(x, bool):
-        return "bool"
-    if isinstance(x, int):
-        return "int"
-    if isinstance(x, float):
-        return "float"
-    if isinstance(x, dict):
-        return "dict"
-    if isinstance(x, tuple):
-        return "namedtuple" if hasattr(type(x), "_fields") else "tuple"
-    if isinstance(x, list):
-        return "list"
-    return None
-
-
-def rebuild(like, children):
-    """A container of ``like``'s type holding ``children`` (a dict of values, or a list).
-
-    The collates build their batch with this, so all three return the same
-    container types: a tuple stays a tuple, a namedtuple the same namedtuple,
-    a dict subclass (``OrderedDict``, ``defaultdict``) the same subclass.
-    """
-    kind = kind_of(like)
-    if kind == "dict":
-        if type(like) is dict:
-            return dict(children)
-        out = copy.copy(like)  # keeps the subclass and its state (a defaultdict's factory)
-        out.clear()
-        out.update(children)
-        return out
-    if kind == "namedtuple":
-        return type(like)(*children)
-    return type(like)(children)  # tuple, list, or a subclass of one
-
-
-def collate_tree(column: list, leaf, path: str = ""):
-    """The batch of ``column`` (``column[i]``: sample ``i``'s value at ``path``).
-
-    Containers are rebuilt like ``column[0]`` and recursed into; text stays a
-    list; every other leaf column goes to ``leaf(kind, column, path)``, the one
-    thing the three collates do differently (NumPy loops, ``torch.stack``,
-    ``np.stack`` before one ``device_put``). The samples are already checked.
-    """
-    first = column[0]
-    kind = kind_of(first)
-    if kind == "dict":
-        return rebuild(first, {k: collate_tree([s[k] for s in column], leaf, f"{path}[{k!r}]")
-                               for k in first})
-    if kind in ("tuple", "namedtuple", "list"):
-        return rebuild(first, [collate_tree([s[j] for s in column], leaf, f"{path}[{j}]")
-                               for j in range(len(first))])
-    if kind == "str":
-        return list(column)
-    return leaf(kind, column, path)
 
 
 class LoaderArgs(NamedTuple):
