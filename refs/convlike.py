@@ -6,6 +6,14 @@ block that ``unfold`` extracted. Everything works for 1, 2 and 3 spatial dims;
 ``kernel_size``, ``dilation``, ``padding`` and ``stride`` are each an int or a
 tuple with one int per spatial dim.
 
+As in torch, an input without its batch dim (``(C, *size)`` for ``unfold``,
+``conv``, ``max_pool``; ``(C * K, L)`` for ``fold``) is computed as
+``input[None]`` and the batch dim dropped from the result. How the number of
+spatial dims, and so whether a batch dim is there, is read: ``conv`` from
+``weight``; ``unfold`` / ``max_pool`` from ``spatial_dims``, else a tuple
+argument, else ``input.ndim - 2``; ``fold`` from its first tuple argument,
+else 2 (details in :mod:`refs.checks.convlike`).
+
 Notation used in the formulas: ``i`` is a block position (one index per
 spatial dim, ``l`` its row-major number among the ``L = prod(blocks)``
 blocks), ``j`` a kernel offset (one index per spatial dim, row-major number
@@ -21,7 +29,7 @@ import numpy as np
 from refs.checks.convlike import check_conv, check_fold, check_max_pool, check_unfold, per_dim
 
 
-def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1, *, spatial_dims=None):
     """Extract sliding blocks: ``(N, C, *size) -> (N, C * K, L)``, laid out as N, C, k..., L.
 
     ::
@@ -29,18 +37,29 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
         out[n, c * K + j, l] = input[n, c, stride * i - padding + dilation * j]
                                (0 where that position is in the padding)
 
+    Block positions ``i`` run over ``L_d`` values along spatial dim ``d``, ``L``
+    in all::
+
+        L_d = floor((size_d + 2 padding_d - dilation_d (kernel_size_d - 1) - 1) / stride_d) + 1
+        L = prod_d L_d
+
     Args:
-        input: array of shape ``(N, C, *size)`` with 1, 2 or 3 spatial dims;
-            ``N`` may be 0.
+        input: array of shape ``(N, C, *size)`` with 1, 2 or 3 spatial dims
+            (``N`` may be 0), or ``(C, *size)`` unbatched, giving ``(C * K, L)``.
         kernel_size: the block's extent per spatial dim.
         dilation: distance between adjacent elements of a block.
         padding: zeros added on both sides of every spatial dim.
         stride: distance between adjacent blocks.
+        spatial_dims: the number of spatial dims (1, 2 or 3). ``None``: the
+            length of the tuple arguments, or, when all are ints,
+            ``input.ndim - 2`` (a batched input). An input of rank
+            ``spatial_dims + 1`` is unbatched.
 
     Raises:
         TypeError: an argument that is not an int or a tuple of ints.
-        ValueError: a bad rank, a non-positive kernel_size / dilation / stride,
-            a negative padding, or a dilated kernel larger than the padded input.
+        ValueError: a bad rank, tuple arguments of different lengths, a
+            non-positive kernel_size / dilation / stride, a negative padding,
+            or a dilated kernel larger than the padded input.
 
     The deck's example: 3 channels of 2x2 blocks, 2x3 block positions in a 3x4 image.
 
@@ -49,9 +68,21 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     >>> unfold(np.arange(4).reshape(1, 1, 4), kernel_size=2, stride=2)
     array([[[0, 2],
             [1, 3]]])
+
+    One ``(C, H, W)`` image, unbatched, as ``F.unfold`` takes it; with every
+    argument an int the same array would be a batch of 3 one-dim signals:
+
+    >>> unfold(np.zeros((3, 3, 4)), kernel_size=(2, 2)).shape
+    (12, 6)
+    >>> unfold(np.zeros((3, 3, 4)), kernel_size=2, spatial_dims=2).shape
+    (12, 6)
+    >>> unfold(np.zeros((3, 3, 4)), kernel_size=2).shape
+    (3, 6, 3)
     """
     input = np.asarray(input)
-    g = check_unfold(input, kernel_size, dilation, padding, stride)
+    g = check_unfold(input, kernel_size, dilation, padding, stride, spatial_dims=spatial_dims)
+    if g.unbatched:  # as torch: a batch of one, its batch dim dropped
+        return unfold(input[None], g.kernel_size, g.dilation, g.padding, g.stride)[0]
     K, L = g.kernel_volume, g.num_blocks
     out = np.zeros((g.batch, g.channels * K, L), dtype=input.dtype)
     for n in range(g.batch):
@@ -74,7 +105,8 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
         out[n, c, stride * i - padding + dilation * j] += input[n, c * K + j, l]
 
     Args:
-        input: array of shape ``(N, C * K, L)``, ``K = prod(kernel_size)``.
+        input: array of shape ``(N, C * K, L)``, ``K = prod(kernel_size)``, or
+            ``(C * K, L)`` unbatched, giving ``(C, *output_size)`` (as ``F.fold``).
         output_size: the image's spatial size; its length (or that of the first
             tuple argument) gives the spatial rank, 2 when every argument is an int.
         kernel_size, dilation, padding, stride: as in :func:`unfold`; together
@@ -97,6 +129,8 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """
     input = np.asarray(input)
     g = check_fold(input, output_size, kernel_size, dilation, padding, stride)
+    if g.unbatched:  # as torch: a batch of one, its batch dim dropped
+        return fold(input[None], g.size, g.kernel_size, g.dilation, g.padding, g.stride)[0]
     K = g.kernel_volume
     out = np.zeros((g.batch, g.channels) + g.size, dtype=input.dtype)
     for n in range(g.batch):
@@ -134,7 +168,7 @@ def overlap_counts(output_size, kernel_size, dilation=1, padding=0, stride=1):
     rank = next((len(v) for v in given if isinstance(v, (tuple, list))), 2)  # as fold's
     size = per_dim("overlap_counts", "output_size", output_size, rank)
     g = check_unfold(np.zeros((1, 1) + size), kernel_size, dilation, padding, stride,
-                     fn="overlap_counts")
+                     fn="overlap_counts", spatial_dims=rank)
     blocks = np.ones((1, g.kernel_volume, g.num_blocks), dtype=np.int64)
     return fold(blocks, size, g.kernel_size, g.dilation, g.padding, g.stride)[0, 0]
 
@@ -153,8 +187,10 @@ def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     ``weight[o]`` flattened. The result is reshaped to ``(N, C_out, *blocks)``.
 
     Args:
-        input: array of shape ``(N, C_in, *size)``, 1 to 3 spatial dims.
-        weight: array ``(C_out, C_in / groups, *kernel_size)`` of input's dtype.
+        input: array of shape ``(N, C_in, *size)``, 1 to 3 spatial dims, or
+            ``(C_in, *size)`` unbatched, giving ``(C_out, *blocks)``.
+        weight: array ``(C_out, C_in / groups, *kernel_size)`` of input's dtype;
+            its rank gives the number of spatial dims, as in torch.
         bias: ``None`` or an array ``(C_out,)`` of input's dtype.
         stride, padding, dilation: as in :func:`unfold`.
         groups: splits the channels into ``groups`` independent convolutions.
@@ -166,11 +202,15 @@ def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     >>> conv(np.arange(5.0).reshape(1, 1, 5), np.array([[[1.0, -1.0]]]))
     array([[[-1., -1., -1., -1.]]])
+    >>> conv(np.arange(5.0).reshape(1, 5), np.array([[[1.0, -1.0]]]))  # unbatched (C, L)
+    array([[-1., -1., -1., -1.]])
     """
     input, weight = np.asarray(input), np.asarray(weight)
     bias = None if bias is None else np.asarray(bias)
     cg = check_conv(input, weight, bias, stride, padding, dilation, groups)
     g = cg.blocks
+    if g.unbatched:  # as torch: a batch of one, its batch dim dropped
+        return conv(input[None], weight, bias, g.stride, g.padding, g.dilation, groups)[0]
     cols = unfold(input, g.kernel_size, g.dilation, g.padding, g.stride)
     rows = (g.channels // cg.groups) * g.kernel_volume  # rows per group
     per_group = cg.out_channels // cg.groups
@@ -187,7 +227,7 @@ def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return out.reshape((g.batch, cg.out_channels) + g.blocks)
 
 
-def max_pool(input, kernel_size, stride=None, padding=0, dilation=1):
+def max_pool(input, kernel_size, stride=None, padding=0, dilation=1, *, spatial_dims=None):
     """Max pooling as unfold + a max per block; the padding counts as -inf.
 
     Pad with the lowest value of the dtype (-inf for floats, the integer
@@ -200,21 +240,28 @@ def max_pool(input, kernel_size, stride=None, padding=0, dilation=1):
     would return 0.
 
     Args:
-        input: array ``(N, C, *size)``, 1 to 3 spatial dims.
+        input: array ``(N, C, *size)``, 1 to 3 spatial dims, or ``(C, *size)``
+            unbatched, giving ``(C, *blocks)``.
         kernel_size, padding, dilation: as in :func:`unfold`;
             ``padding <= kernel_size // 2`` per dim (torch's rule).
         stride: as in :func:`unfold`; ``None`` means ``kernel_size``.
+        spatial_dims: as in :func:`unfold` (a default stride is no tuple).
 
     Raises:
         TypeError: an argument not an int or a tuple of ints.
-        ValueError: a bad geometry as in :func:`unfold`, or padding more than
-            half the kernel.
+        ValueError: a bad rank or geometry as in :func:`unfold`, or padding
+            more than half the kernel.
 
     >>> max_pool(np.array([[[-3.0, -1.0, -2.0]]]), kernel_size=2, stride=1, padding=1)
     array([[[-3., -1., -1., -2.]]])
+    >>> max_pool(np.array([[-3.0, -1.0, -2.0]]), kernel_size=2, stride=1, padding=1,
+    ...          spatial_dims=1)  # unbatched (C, L)
+    array([[-3., -1., -1., -2.]])
     """
     input = np.asarray(input)
-    g = check_max_pool(input, kernel_size, stride, padding, dilation)
+    g = check_max_pool(input, kernel_size, stride, padding, dilation, spatial_dims=spatial_dims)
+    if g.unbatched:  # as torch: a batch of one, its batch dim dropped
+        return max_pool(input[None], g.kernel_size, g.stride, g.padding, g.dilation)[0]
     pad = [(0, 0), (0, 0)] + [(p, p) for p in g.padding]
     padded = np.pad(input, pad, constant_values=lowest(input.dtype))
     cols = unfold(padded, g.kernel_size, g.dilation, 0, g.stride)

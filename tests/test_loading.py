@@ -557,17 +557,29 @@ def test_jax_batches_are_placed_on_the_device(backend, require_backend):
 
 
 @needs_jax
-def test_jax_refuses_to_narrow_64_bit_leaves():
-    """With x64 off, float64 / int64 cannot be held; narrowing silently would break refs' dtypes."""
+@pytest.mark.parametrize("kind", ["pair", "nested", "float", "int"])
+@pytest.mark.parametrize("dtype", ["float64", "int64", "float32"])
+def test_jax_narrows_64_bit_leaves_as_jax_does(kind, dtype):
+    """With x64 off (JAX's default) a 64-bit leaf takes the dtype ``jax.dtypes.canonicalize_dtype``
+    gives (int64 -> int32, float64 -> float32) and keeps refs' values; a value that narrowing
+    cannot hold is a ValueError naming the sample; with x64 on, refs' dtypes exactly."""
     import jax
 
+    from refs.trees import leaves, map_tree
+
+    dataset = SyntheticDataset(5, kind, dtype)
+    expected = list(refs_loader(dataset, 2, shuffle=True))
     with jax.enable_x64(False):
-        with pytest.raises(TypeError, match=r"samples\[:\]\[1\] stack to int64.*jax_enable_x64 off"):
-            list(jax_loader(SyntheticDataset(4, "pair"), 2))
-        with pytest.raises(TypeError, match="stack to float64"):
-            list(jax_loader(SyntheticDataset(4, "float"), 2))
-        batch = next(iter(jax_loader(SyntheticDataset(4, "deck", "float32"), 2)))
-        assert batch["img"].dtype == np.float32
+        got = list(jax_loader(dataset, 2, shuffle=True))
+        narrowed = [map_tree(b, lambda a: a.astype(jax.dtypes.canonicalize_dtype(a.dtype)), np.ndarray)
+                    for b in expected]
+        with pytest.raises(ValueError, match=r"default_collate\(\): samples\[1\]\[1\] = 3000000000 "
+                                             r"does not fit in int32 \(jax_enable_x64 is off\)"):
+            jax_collate([(0.5, 1), (1.5, 3_000_000_000)])
+    assert any(a.dtype != b.dtype for e, n in zip(expected, narrowed)
+               for a, b in zip(leaves(e, np.ndarray), leaves(n, np.ndarray))), "nothing was 64-bit"
+    assert_same_batches(got, narrowed, jax.Array)
+    assert_same_batches(list(jax_loader(dataset, 2, shuffle=True)), expected, jax.Array)  # x64 on
 
 
 # --- tests: bad arguments, one exception class everywhere ------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from refs.checks.common import require_array
 from refs.checks.einsum import check_matmul, parse_einsum
 from refs.contraction import Contract, contraction_plan
 
@@ -22,6 +23,8 @@ def einsum(subscripts: str, *operands: torch.Tensor) -> torch.Tensor:
     >>> einsum('ij,j', torch.tensor([[1, 2], [3, 4]]), torch.tensor([10, 1]))
     tensor([12, 34])
     """
+    for i, x in enumerate(operands):
+        require_array("einsum", f"operands[{i}]", x, torch.Tensor)
     shapes = tuple(tuple(x.shape) for x in operands)
     return _run(parse_einsum(subscripts, shapes), operands, shapes)
 
@@ -35,6 +38,8 @@ def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     >>> matmul(torch.tensor([[1, 2], [3, 4]]), torch.tensor([1, 10]))
     tensor([21, 43])
     """
+    require_array("matmul", "a", a, torch.Tensor)
+    require_array("matmul", "b", b, torch.Tensor)
     shapes = (tuple(a.shape), tuple(b.shape))
     return _run(check_matmul(a, b), (a, b), shapes)
 

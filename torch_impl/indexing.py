@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from refs.checks.common import require_array
 from refs.checks.indexing import check_gather, check_index_values, check_scatter_add
 
 
@@ -22,6 +23,8 @@ def gather(input: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
     tensor([[1, 1],
             [4, 3]])
     """
+    require_array("gather", "input", input, torch.Tensor)
+    require_array("gather", "index", index, torch.Tensor)
     d = check_gather(input, dim, index)
     check_index_values("gather", index, d, _size(input, d), _bounds(index))
     if input.dim() == 0:
@@ -39,6 +42,8 @@ def scatter_add(
     >>> scatter_add(torch.zeros(3), 0, torch.tensor([0, 2, 0]), torch.tensor([1.0, 2.0, 3.0]))
     tensor([4., 0., 2.])
     """
+    for arg, value in (("input", input), ("index", index), ("src", src)):
+        require_array("scatter_add", arg, value, torch.Tensor)
     d = check_scatter_add(input, dim, index, src)
     check_index_values("scatter_add", index, d, _size(input, d), _bounds(index))
     if input.dim() == 0:

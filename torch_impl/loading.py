@@ -28,6 +28,7 @@ Workers are started with ``fork`` where the platform has it (Linux; Python
 ``spawn``). A forked worker starts in milliseconds and needs no pickling of
 the dataset, while ``spawn`` / ``forkserver`` start a fresh interpreter that
 imports torch again; workers do not persist across epochs (one loader is one
+epoch; ``persistent_workers=True`` keeps them only for repeated passes over that
 epoch), so that cost comes back every epoch. Measured on a 2-core CPU machine,
 one epoch of 4 tiny batches with 2 workers: fork 0.03 s, forkserver 0.8 s,
 spawn 1.1 s.
@@ -57,7 +58,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from refs.checks.loading import check_int, check_loader, check_samples
+from refs.checks.common import fail
+from refs.checks.loading import check_flag, check_int, check_loader, check_samples
 from refs.collate import collate_tree
 from refs.loading import epoch_order
 
@@ -94,14 +96,34 @@ def _collate_leaf(kind, column, path):
     return torch.tensor(column, dtype=_SCALAR_DTYPES[kind])
 
 
+#: DataLoader options that would change which samples land in which batch, and why
+_CONTRACT_OPTIONS = {
+    "sampler": "the order is make_loader's own: refs.epoch_order(n, seed=seed, epoch=epoch) "
+               "with shuffle=True, else 0, 1, ...; choose it with shuffle, seed and epoch",
+    "batch_sampler": "batches are cut from the order by batch_size and drop_last",
+    "collate_fn": "batches are collated by torch_impl.default_collate, so that they equal "
+                  "refs.default_collate's",
+    "generator": "the workers' seeds are keyed by (seed, epoch), so that a run is "
+                 "reproducible and the global torch RNG is left alone",
+    "in_order": "batches must arrive in the order of the epoch (in_order=False lets a fast "
+                "worker's batch overtake a slow one's)",
+}
+
+#: DataLoader options make_loader passes through: where and when batches are made, not what
+_PASS_THROUGH = ("pin_memory", "pin_memory_device", "persistent_workers", "prefetch_factor",
+                 "timeout", "multiprocessing_context", "worker_init_fn")
+
+
 def make_loader(
-    dataset, batch_size, *, shuffle=False, seed=0, epoch=0, drop_last=False, num_workers=0
+    dataset, batch_size, *, shuffle=False, seed=0, epoch=0, drop_last=False, num_workers=0,
+    pin_memory=False, pin_memory_device="", persistent_workers=False, prefetch_factor=None,
+    timeout=0, multiprocessing_context=None, worker_init_fn=None, **options,
 ):
     """A ``DataLoader`` yielding ``refs.batches(dataset, batch_size, order=..., drop_last=...)`` as tensors.
 
     ``order`` is ``refs.epoch_order(len(dataset), seed=seed, epoch=epoch)`` if
     ``shuffle`` else ``range(len(dataset))``; the batches are the same for any
-    ``num_workers``.
+    ``num_workers`` and any of the pass-through options below.
 
     Args:
         dataset: map-style: ``len(dataset)`` and ``dataset[i]``.
@@ -111,17 +133,43 @@ def make_loader(
         drop_last: leave out the last batch if it is short.
         num_workers: worker processes (``0``: read in the calling process).
 
+    Passed to the ``DataLoader`` as they are (keyword-only; see its docs), as
+    they change where and when batches are made, not what they hold:
+    ``pin_memory``, ``pin_memory_device``, ``persistent_workers`` (workers kept
+    between iterations of this loader; needs ``num_workers > 0``),
+    ``prefetch_factor`` (batches loaded ahead per worker; needs ``num_workers >
+    0``), ``timeout`` (seconds to wait for a worker's batch),
+    ``multiprocessing_context`` (default here: ``fork`` where there is one, see
+    the module docstring; a ``spawn`` context needs a picklable dataset) and
+    ``worker_init_fn(worker_id)``, called in each worker after its seeds are
+    set from ``(seed, epoch)``.
+
+    Not accepted, because each would break the equality with ``refs.batches``:
+    ``sampler``, ``batch_sampler`` (the order and the cut are ours),
+    ``collate_fn`` (ours keeps the reference's structure and dtypes),
+    ``generator`` (the workers' seeds are keyed by ``(seed, epoch)``) and
+    ``in_order``. ``shuffle`` is ours, once.
+
     Raises:
         TypeError: a dataset without ``__len__``/``__getitem__``; an argument
-            of the wrong type (a float ``batch_size``, an int ``shuffle``, ...).
-        ValueError: ``batch_size < 1``; a negative ``seed``, ``epoch`` or
-            ``num_workers``.
+            of the wrong type (a float ``batch_size``, an int ``shuffle``, a
+            non-callable ``worker_init_fn``, ...); a DataLoader option that
+            would change the batches, or an unknown one.
+        ValueError: ``batch_size < 1``; a negative ``seed``, ``epoch``,
+            ``num_workers`` or ``timeout``; ``persistent_workers`` or
+            ``prefetch_factor`` without workers; ``prefetch_factor < 1``.
 
     >>> [b.tolist() for b in make_loader([10, 11, 12, 13, 14], 2)]
     [[10, 11], [12, 13], [14]]
     """
-    a = check_loader("make_loader", dataset, batch_size, shuffle, seed, epoch, drop_last)
-    num_workers = check_int("make_loader", "num_workers", num_workers, minimum=0)
+    fn = "make_loader"
+    _reject(fn, options)
+    a = check_loader(fn, dataset, batch_size, shuffle, seed, epoch, drop_last)
+    num_workers = check_int(fn, "num_workers", num_workers, minimum=0)
+    passed = _check_pass_through(fn, num_workers, pin_memory, pin_memory_device,
+                                 persistent_workers, prefetch_factor, timeout, worker_init_fn)
+    if multiprocessing_context is None and num_workers:
+        multiprocessing_context = _START_METHOD
     order = epoch_order(a.n, seed=a.seed, epoch=a.epoch).tolist() if a.shuffle else range(a.n)
     return _EpochLoader(
         dataset,
@@ -130,9 +178,50 @@ def make_loader(
         drop_last=a.drop_last,
         collate_fn=default_collate,
         num_workers=num_workers,
-        multiprocessing_context=_START_METHOD if num_workers else None,
+        multiprocessing_context=multiprocessing_context,
         generator=_worker_seed_generator(a.seed, a.epoch),
+        **passed,
     )
+
+
+def _reject(fn: str, options: dict) -> None:
+    """A DataLoader option that would change the batches, or an unknown keyword: TypeError."""
+    for name in options:
+        if name in _CONTRACT_OPTIONS:
+            fail(TypeError, fn, f"{name} is not accepted, as it would change which samples land "
+                                f"in which batch: {_CONTRACT_OPTIONS[name]}")
+        known = ", ".join(_PASS_THROUGH)
+        fail(TypeError, fn, f"unexpected keyword argument {name!r}; the DataLoader options "
+                            f"make_loader passes through are {known}")
+
+
+def _check_pass_through(fn, num_workers, pin_memory, pin_memory_device, persistent_workers,
+                        prefetch_factor, timeout, worker_init_fn) -> dict:
+    """The pass-through options, checked in our words before DataLoader sees them."""
+    pin_memory = check_flag(fn, "pin_memory", pin_memory)
+    persistent_workers = check_flag(fn, "persistent_workers", persistent_workers)
+    if not isinstance(pin_memory_device, str):
+        fail(TypeError, fn, f"pin_memory_device must be a str, got "
+                            f"{type(pin_memory_device).__name__} {pin_memory_device!r}")
+    if persistent_workers and not num_workers:
+        fail(ValueError, fn, "persistent_workers=True needs num_workers > 0 (there are no "
+                             "workers to keep)")
+    if prefetch_factor is not None:
+        prefetch_factor = check_int(fn, "prefetch_factor", prefetch_factor, minimum=1)
+        if not num_workers:
+            fail(ValueError, fn, f"prefetch_factor = {prefetch_factor} needs num_workers > 0 "
+                                 f"(batches are prefetched by workers)")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        fail(TypeError, fn, f"timeout must be a number of seconds, got "
+                            f"{type(timeout).__name__} {timeout!r}")
+    if not timeout >= 0:
+        fail(ValueError, fn, f"timeout must be >= 0 seconds, got timeout = {timeout}")
+    if worker_init_fn is not None and not callable(worker_init_fn):
+        fail(TypeError, fn, f"worker_init_fn must be callable or None, got "
+                            f"{type(worker_init_fn).__name__} {worker_init_fn!r}")
+    return dict(pin_memory=pin_memory, pin_memory_device=pin_memory_device,
+                persistent_workers=persistent_workers, prefetch_factor=prefetch_factor,
+                timeout=timeout, worker_init_fn=worker_init_fn)
 
 
 class _EpochLoader(DataLoader):

@@ -10,6 +10,12 @@ summed. ``conv`` is unfold plus one ``dot_general`` (full float32 precision
 on every device), ``max_pool`` unfold plus a max, taken one spatial dim at a
 time (a max over a box is separable). All are jit- and
 grad-compatible; arguments are checked on the host before anything runs.
+
+An unbatched input (``(C, *size)``; ``(C * K, L)`` for ``fold``) runs as
+``input[None]`` and loses the batch dim again, as in torch; the spatial rank is
+read as in :mod:`refs.checks.convlike` (``conv``: from ``weight``; ``unfold`` /
+``max_pool``: ``spatial_dims``, else a tuple argument, else ``input.ndim - 2``;
+``fold``: its first tuple argument, else 2).
 """
 
 from __future__ import annotations
@@ -25,30 +31,43 @@ from jax import lax
 from refs.checks.convlike import Geometry, check_conv, check_fold, check_max_pool, check_unfold
 
 
-def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1, *, spatial_dims=None):
     """``out[n, c * K + j, l] = input[n, c, stride * i - padding + dilation * j]``, as ``refs.unfold``.
+
+    ``input`` is ``(N, C, *size)``, or ``(C, *size)`` unbatched (then the result
+    is ``(C * K, L)``); the spatial rank is ``spatial_dims``, else the length of
+    the tuple arguments, else ``input.ndim - 2``.
 
     >>> unfold(jnp.arange(4).reshape(1, 1, 4), kernel_size=2, stride=2).tolist()
     [[[0, 2], [1, 3]]]
+    >>> unfold(jnp.zeros((3, 3, 4)), kernel_size=(2, 2)).shape  # one (C, H, W) image
+    (12, 6)
     """
     input = jnp.asarray(input)
-    g = check_unfold(input, kernel_size, dilation, padding, stride)
-    return _unfold(input, g)
+    g = check_unfold(input, kernel_size, dilation, padding, stride, spatial_dims=spatial_dims)
+    return _unbatched(_unfold, input, g)
 
 
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """``out[n, c, stride * i - padding + dilation * j] += input[n, c * K + j, l]``, as ``refs.fold``.
+
+    ``input`` is ``(N, C * K, L)``, or ``(C * K, L)`` unbatched (then the result
+    is ``(C, *output_size)``); the spatial rank is the length of the first tuple
+    argument, else 2.
 
     >>> fold(jnp.ones((1, 4, 6)), (3, 4), kernel_size=2)[0, 0].tolist()
     [[1.0, 2.0, 2.0, 1.0], [2.0, 4.0, 4.0, 2.0], [1.0, 2.0, 2.0, 1.0]]
     """
     input = jnp.asarray(input)
     g = check_fold(input, output_size, kernel_size, dilation, padding, stride)
-    return _fold(input, g)
+    return _unbatched(_fold, input, g)
 
 
 def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Cross-correlation as unfold + one ``dot_general`` over the groups, as ``refs.conv``.
+
+    The spatial rank is ``weight.ndim - 2``; ``input`` is ``(N, C_in, *size)``,
+    or ``(C_in, *size)`` unbatched (then the result is ``(C_out, *blocks)``).
 
     >>> conv(jnp.arange(5.0).reshape(1, 1, 5), jnp.array([[[1.0, -1.0]]])).tolist()
     [[[-1.0, -1.0, -1.0, -1.0]]]
@@ -56,21 +75,37 @@ def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     input, weight = jnp.asarray(input), jnp.asarray(weight)
     bias = None if bias is None else jnp.asarray(bias)
     cg = check_conv(input, weight, bias, stride, padding, dilation, groups)
-    return _conv(input, weight, bias, cg.blocks, cg.out_channels, cg.groups)
+    g = cg.blocks
+    x = input[None] if g.unbatched else input
+    out = _conv(x, weight, bias, g._replace(unbatched=False), cg.out_channels, cg.groups)
+    return out[0] if g.unbatched else out
 
 
-def max_pool(input, kernel_size, stride=None, padding=0, dilation=1):
+def max_pool(input, kernel_size, stride=None, padding=0, dilation=1, *, spatial_dims=None):
     """Max over each block of the input padded with -inf (the integer minimum for ints).
+
+    ``input`` is ``(N, C, *size)``, or ``(C, *size)`` unbatched; the spatial
+    rank is read as in :func:`unfold`.
 
     >>> max_pool(jnp.array([[[-3.0, -1.0, -2.0]]]), kernel_size=2, stride=1, padding=1).tolist()
     [[[-3.0, -1.0, -1.0, -2.0]]]
     """
     input = jnp.asarray(input)
-    g = check_max_pool(input, kernel_size, stride, padding, dilation)
-    return _max_pool(input, g)
+    g = check_max_pool(input, kernel_size, stride, padding, dilation, spatial_dims=spatial_dims)
+    return _unbatched(_max_pool, input, g)
 
 
 # ------------------------------------------------------------------ kernels
+
+
+def _unbatched(kernel, x, g: Geometry):
+    """``kernel(x, g)`` on a batched ``x``; an unbatched one runs as ``x[None]``, as in torch.
+
+    The kernels see ``unbatched=False`` only, so a batch of one compiles once for both.
+    """
+    if not g.unbatched:
+        return kernel(x, g)
+    return kernel(x[None], g._replace(unbatched=False))[0]
 
 
 def _offsets(g: Geometry):

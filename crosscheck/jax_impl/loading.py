@@ -13,13 +13,16 @@ stays a tuple, a namedtuple that namedtuple, text a list of ``str`` kept on
 the host); a dict keeps its type and its key order, which ``jax.tree``
 utilities would sort.
 
-dtypes are those of ``refs`` exactly: Python floats become float64 and ints
-int64. JAX holds 64-bit values only with ``jax_enable_x64`` on (the suite's
-``crosscheck.backends.load_jax`` turns it on); with it off, ``device_put``
-would silently narrow float64 to float32 and int64 to int32, so a leaf that
-would be narrowed raises ``TypeError`` instead, naming the leaf. Return
-float32 / int32 from the dataset (``np.float32(x)``, ``np.int32(label)``) or
-enable x64.
+dtypes follow JAX's own rules (``jax.dtypes.canonicalize_dtype``). With
+``jax_enable_x64`` on (the suite's ``crosscheck.backends.load_jax`` turns it
+on) they are those of ``refs`` exactly: Python floats become float64 and ints
+int64. With it off (JAX's default) a 64-bit leaf is stacked as ``refs`` stacks
+it and then narrowed on the host, as JAX would narrow it: int64 -> int32,
+uint64 -> uint32, float64 -> float32, complex128 -> complex64. Narrowing that
+would change a value beyond rounding is a ``ValueError`` naming the sample and
+the value: an integer outside the narrower type's range (it would wrap), or a
+finite float beyond float32's range (it would become inf). Rounding to float32
+precision, and tiny values flushed towards 0, are what float32 means and pass.
 """
 
 from __future__ import annotations
@@ -41,18 +44,24 @@ from refs.trees import map_tree
 def default_collate(samples):
     """``out[i, ...] = samples[i][...]`` per leaf, as ``refs.default_collate``, on JAX's default device.
 
+    64-bit leaves are narrowed as JAX narrows them when ``jax_enable_x64`` is
+    off (int64 -> int32, float64 -> float32, ...; see the module docstring).
+
     Raises:
-        TypeError: ``samples`` not a sequence, an unsupported leaf, a string
-            array, a 64-bit leaf while ``jax_enable_x64`` is off.
-        ValueError: no samples, a sample whose structure differs from ``samples[0]``.
+        TypeError: ``samples`` not a sequence, an unsupported leaf, a string array.
+        ValueError: no samples, a sample whose structure differs from ``samples[0]``;
+            with x64 off, a value that does not fit the narrower dtype.
 
     >>> batch = default_collate([{"x": np.float32(1.5), "ok": True}, {"x": np.float32(2.5), "ok": False}])
     >>> batch["x"].tolist(), batch["ok"].tolist()
     ([1.5, 2.5], [True, False])
     >>> with jax.enable_x64(False):
-    ...     default_collate([1.5, 2.5])
+    ...     default_collate([(1.5, 7), (2.5, 8)])
+    (Array([1.5, 2.5], dtype=float32), Array([7, 8], dtype=int32))
+    >>> with jax.enable_x64(False):
+    ...     default_collate([(1.5, 7), (2.5, 3_000_000_000)])
     Traceback (most recent call last):
-    TypeError: default_collate(): samples[:] stack to float64, which JAX would narrow to float32 with jax_enable_x64 off; enable x64 or return float32 from the dataset
+    ValueError: default_collate(): samples[1][1] = 3000000000 does not fit in int32 (jax_enable_x64 is off); enable x64 to keep int64
     """
     return _collate_onto(samples, None)
 
@@ -67,20 +76,43 @@ def _collate_onto(samples, device):
 
 
 def _stack(kind, column, path):
-    """One leaf of the batch on the host: ``np.stack`` of the samples' values at ``path``."""
+    """One leaf of the batch on the host: ``np.stack`` of the samples' values at ``path``,
+    in the dtype JAX holds it in (narrowed when ``jax_enable_x64`` is off)."""
     if kind == "array":
         out = np.stack([np.asarray(x) for x in column])
     else:
         out = np.array(column, dtype=PYTHON_SCALAR_DTYPES[kind])
-    narrowed = jax.dtypes.canonicalize_dtype(out.dtype)
-    if narrowed != out.dtype:
+    held = np.dtype(jax.dtypes.canonicalize_dtype(out.dtype))
+    if held == out.dtype:
+        return out
+    with np.errstate(over="ignore"):  # an overflow to inf is found and reported below
+        narrow = out.astype(held)
+    lost = _does_not_fit(out, narrow)
+    if lost.any():
+        where = tuple(int(i) for i in np.argwhere(lost)[0])
+        value = out[where].item()
+        inner = f"[{', '.join(map(str, where[1:]))}]" if len(where) > 1 else ""
+        why = "it would overflow to inf; " if held.kind in "fc" else ""
         fail(
-            TypeError,
+            ValueError,
             "default_collate",
-            f"samples[:]{path} stack to {out.dtype}, which JAX would narrow to {narrowed} "
-            f"with jax_enable_x64 off; enable x64 or return {narrowed} from the dataset",
+            f"samples[{where[0]}]{path}{inner} = {value!r} does not fit in {held} "
+            f"({why}jax_enable_x64 is off); enable x64 to keep {out.dtype}",
         )
-    return out
+    return narrow
+
+
+def _does_not_fit(wide: np.ndarray, narrow: np.ndarray) -> np.ndarray:
+    """Where narrowing changed a value beyond rounding: an int that wrapped, a finite float
+    (or a complex part) that became inf."""
+    if wide.dtype.kind in "iu":
+        return wide != narrow
+    parts = [(wide, narrow)] if wide.dtype.kind == "f" else \
+        [(wide.real, narrow.real), (wide.imag, narrow.imag)]
+    lost = np.zeros(wide.shape, bool)
+    for w, n in parts:
+        lost |= np.isfinite(w) & ~np.isfinite(n)
+    return lost
 
 
 def make_loader(dataset, batch_size, *, shuffle=False, seed=0, epoch=0, drop_last=False, device=None):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
 from typing import NoReturn
 
 import numpy as np
@@ -69,3 +71,56 @@ def require_same_rank(fn: str, arg: str, a, ref_arg: str, ref) -> None:
             f"{shape_of(a)} (rank {len(a.shape)}), {ref_arg} has shape "
             f"{shape_of(ref)} (rank {len(ref.shape)})",
         )
+
+
+#: how to turn what a caller has into the array an implementation takes, by its class's name
+_CONVERSIONS = {
+    "torch.Tensor": "use torch.from_numpy(x) or torch.as_tensor(x)",
+}
+
+
+def type_name(kind: type) -> str:
+    """``numpy.ndarray``, ``torch.Tensor``, ``list``: a class as a user would spell it."""
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
+def require_array(fn: str, arg: str, value, kind: type, *, optional: bool = False) -> None:
+    """``value`` is a ``kind`` (the implementation's array class), or ``None`` if ``optional``.
+
+    Checked first, so that a NumPy array handed to a torch function fails with
+    the function's name and a way out, not deep inside with
+    ``'numpy.ndarray' object has no attribute 'dim'``.
+    """
+    if isinstance(value, kind) or (optional and value is None):
+        return
+    wanted = type_name(kind)
+    hint = _CONVERSIONS.get(wanted)
+    fail(
+        TypeError,
+        fn,
+        f"{arg} must be a {wanted}{' or None' * optional}, got {type_name(type(value))}"
+        + (f" ({hint})" if hint else ""),
+    )
+
+
+def import_framework(module: str, *, package: str, extra: str) -> ModuleType:
+    """``import module`` for ``package``, or, if it is not installed, an error naming the extra.
+
+    Only the framework itself missing is rewritten; an ImportError from inside
+    an installed framework (a missing dependency of its own) passes unchanged.
+
+    Raises:
+        ModuleNotFoundError: ``module`` is not installed; the message says
+            ``pip install "crosscheck-advanced-pytorch[extra]"``.
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module:
+            raise
+        raise ModuleNotFoundError(
+            f"{package} needs {module}, which is not installed ({e}); install it with "
+            f'pip install "crosscheck-advanced-pytorch[{extra}]"',
+            name=module,
+        ) from e
