@@ -22,6 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crosscheck.compare import Mismatch
+from crosscheck.layouts import CONTIGUOUS, Layout
+from refs.trees import map_tree
+
 ALL_BACKENDS = ("numpy", "torch-cpu", "torch-cuda", "jax-cpu", "jax-cuda")
 ENV_VAR = "CROSSCHECK_BACKENDS"
 
@@ -46,19 +50,29 @@ class Backend:
         """Why this backend cannot run here, or None when it can."""
         return _missing(self.name)
 
-    def asarray(self, a: np.ndarray, *, noncontiguous: bool = False):
-        """``a`` as this backend's array; torch can get a strided (non-contiguous) view."""
+    def load(self):
+        """The framework, imported with the suite's numerics (x64 JAX, no TF32); None for NumPy."""
+        if self.framework == "torch":
+            return load_torch()
+        if self.framework == "jax":
+            return load_jax()
+        return None
+
+    def asarray(self, a: np.ndarray, layout: Layout = CONTIGUOUS):
+        """``a`` as this backend's array; a torch tensor in ``layout`` (:mod:`crosscheck.layouts`).
+
+        JAX arrays and NumPy arrays have no layout to choose: JAX has no
+        user-visible strides (XLA picks its own), and the refs read by index.
+        """
         if self.framework == "numpy":
             return np.array(a)
         if self.framework == "torch":
             torch = load_torch()
-            t = torch.from_numpy(np.array(a))
-            if noncontiguous:
-                # every second element of a buffer one dim longer: same values, stride 2
-                holder = torch.zeros(t.shape + (2,), dtype=t.dtype)
-                holder[..., 0] = t
-                t = holder[..., 0]
-            return t.to(self.device)
+            if layout.kind == "expanded" and not np.array_equal(layout.prepare(a), a):
+                raise ValueError(f"asarray(): {layout} needs values equal along dim {layout.dim}; "
+                                 "draw them with crosscheck.layouts (Layout.prepare)")
+            # the layout is made on the device: .to() would copy a view into a contiguous tensor
+            return layout.apply(torch.from_numpy(np.array(a)).to(self.device))
         jax = load_jax()
         device = jax.devices("gpu" if self.device == "cuda" else "cpu")[0]
         return jax.device_put(np.array(a), device)
@@ -70,8 +84,6 @@ class Backend:
 
     def to_host(self, result):
         """``result`` with every array (also inside dicts, lists, tuples) as NumPy; text kept."""
-        from crosscheck.optable import map_tree
-
         if self.framework == "torch":
             array = load_torch().Tensor
         elif self.framework == "jax":
@@ -85,8 +97,6 @@ class Backend:
         return map_tree(result, lambda a: np.asarray(self.to_numpy(a)), array)
 
     def _foreign_array(self, a: np.ndarray):
-        from crosscheck.compare import Mismatch
-
         raise Mismatch(f"{self.name}: the result holds a NumPy array {a.dtype}{list(a.shape)} "
                        f"where a {self.framework} array belongs")
 

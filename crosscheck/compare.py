@@ -19,10 +19,13 @@ class Comparison:
 
     elements: int = 0
     worst_ratio: float = 0.0  # max |diff| / allowed over the elements; 0 when all exact
+    #: what the check observed without failing on it (e.g. "not bitwise repeatable")
+    notes: tuple[str, ...] = ()
 
     def merge(self, other: Comparison) -> Comparison:
         return Comparison(
-            self.elements + other.elements, max(self.worst_ratio, other.worst_ratio)
+            self.elements + other.elements, max(self.worst_ratio, other.worst_ratio),
+            self.notes + other.notes,
         )
 
 
@@ -31,7 +34,8 @@ def _part(tol, key):
     return tol[key] if isinstance(tol, (dict, list, tuple)) else tol
 
 
-def assert_close(actual, expected, tol: Tolerance | None = None, *, dtype=None, path="result"):
+def assert_close(actual, expected, tol: Tolerance | None = None, *, dtype=None, path="result",
+                 ordered_keys: bool = False):
     """Assert ``actual`` matches ``expected``; return the :class:`Comparison`.
 
     Args:
@@ -41,6 +45,8 @@ def assert_close(actual, expected, tol: Tolerance | None = None, *, dtype=None, 
         dtype: the dtype ``actual`` must have (default: ``expected``'s). Lets a
             float32 result be held against a float64 reference.
         path: how the message names the compared value.
+        ordered_keys: dicts must list their keys in ``expected``'s order (where the
+            order is promised, e.g. a batch keeps its first sample's key order).
 
     Raises:
         Mismatch: with the count of differing elements and the worst one.
@@ -49,19 +55,25 @@ def assert_close(actual, expected, tol: Tolerance | None = None, *, dtype=None, 
         if type(actual) is not type(expected) or set(actual) != set(expected):
             raise Mismatch(f"{path}: expected a {type(expected).__name__} with keys {sorted(expected, key=repr)}, "
                            f"got {_kind(actual)}")
+        if ordered_keys and list(actual) != list(expected):
+            raise Mismatch(f"{path}: keys in the order {list(actual)}, expected {list(expected)}")
         result = Comparison()
         for key in expected:
             result = result.merge(assert_close(actual[key], expected[key], _part(tol, key), dtype=dtype,
-                                               path=f"{path}[{key!r}]"))
+                                               path=f"{path}[{key!r}]", ordered_keys=ordered_keys))
         return result
     if isinstance(expected, (list, tuple)):
         if type(actual) is not type(expected) or len(actual) != len(expected):
             raise Mismatch(f"{path}: expected a {type(expected).__name__} of {len(expected)}, got {_kind(actual)}")
         result = Comparison()
         for i, (a, e) in enumerate(zip(actual, expected)):
-            result = result.merge(assert_close(a, e, _part(tol, i), dtype=dtype, path=f"{path}[{i}]"))
+            result = result.merge(assert_close(a, e, _part(tol, i), dtype=dtype, path=f"{path}[{i}]",
+                                               ordered_keys=ordered_keys))
         return result
 
+    if isinstance(expected, (np.ndarray, np.generic)) and isinstance(actual, (dict, list, tuple)):
+        raise Mismatch(f"{path}: expected an array {expected.dtype}{list(np.shape(expected))}, "
+                       f"got {_kind(actual)}")
     actual, expected = np.asarray(actual), np.asarray(expected)
     if actual.shape != expected.shape:
         raise Mismatch(f"{path}: shape {actual.shape} != expected {expected.shape}")

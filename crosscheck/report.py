@@ -1,20 +1,34 @@
-"""The main job: every op's properties on every implementation x device, as a matrix.
+"""The main job: every op's properties on every implementation x device x mode, as a matrix.
 
-``python -m crosscheck --help`` lists the options. Exit status: 0 when every
-cell agrees, 1 on any disagreement or error, 2 when a requested backend is missing.
+``python -m crosscheck --help`` lists the options. Every run records its
+environment (versions, devices, precision settings, the suite's commit) in
+the console header and in ``--json``; ``python -m crosscheck compare OLD NEW``
+says what changed between two records (crosscheck.runs).
+
+Exit status: 0 when every cell agrees (or is a documented difference) and at
+least one example was compared; 1 on any disagreement or error, or when
+nothing at all was compared; 2 when the selection is wrong (an unknown op,
+implementation, mode, device or backend, a requested backend that is absent)
+or matches no cell.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as futures
 import json
+import multiprocessing
 import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 
 from crosscheck import backends as backends_mod
+from crosscheck import modes as modes_mod
+from crosscheck.selection import DEFAULT, REGRESSION, Selection
+
+SCHEMA = 2
 
 
 @dataclass
@@ -24,142 +38,382 @@ class Cell:
     op: str
     property: str
     impl: str
+    mode: str
+    target: str  # the implementation with its mode, e.g. "jax_impl[jit]"
     backend: str
     device: str
-    status: str  # "agree" | "DISAGREE" | "error"
-    examples: int = 0
+    #: "agree" | "DISAGREE" | "error" | "known" (nothing compared, all documented) |
+    #: "empty" (nothing drawn or compared) | "skipped" (cannot run here: the message says why)
+    status: str = "agree"
+    drawn: int = 0
+    compared: int = 0
+    historic: int = 0
+    large: int = 0
+    known: dict[str, int] = field(default_factory=dict)
+    observed: dict[str, int] = field(default_factory=dict)
+    layouts: dict[str, int] = field(default_factory=dict)
     worst_ratio: float = 0.0  # worst |error| / allowed over all comparisons
     seconds: float = 0.0
-    known: dict[str, int] = field(default_factory=dict)
     message: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("DISAGREE", "error")
+
+
+class SelectionError(Exception):
+    """The arguments select something that does not exist (exit status 2)."""
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="python -m crosscheck",
         description="Cross-check every op of the course across refs, torch_impl, jax_impl and "
-        "the frameworks' natives, on every available device, and print the agreement matrix.",
+        "the frameworks' natives, on every available device, and print the agreement matrix. "
+        "Subcommands: 'python -m crosscheck compare OLD.json NEW.json', "
+        "'python -m crosscheck merge A.json B.json ... -o OUT.json'.",
     )
-    p.add_argument("--examples", type=int, default=40, help="hypothesis examples per property and target (default 40)")
+    p.add_argument("--examples", type=int, default=40,
+                   help="hypothesis examples per property and target (default 40)")
     p.add_argument("--seed", type=int, default=0, help="hypothesis seed (default 0: the same cases every run)")
     p.add_argument("--ops", default=None, help="comma-separated ops (default: all)")
     p.add_argument("--devices", default=None, help="comma-separated devices: cpu, cuda (default: all present)")
-    p.add_argument("--impls", default=None, help="comma-separated implementations, e.g. refs,torch_impl,torch.gather")
-    p.add_argument("--backends", default=None, help=f"comma-separated backends that must be present (as {backends_mod.ENV_VAR})")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the cells and the matrix as JSON")
-    p.add_argument("--list", action="store_true", help="list ops, properties and targets, run nothing")
+    p.add_argument("--impls", default=None,
+                   help="comma-separated implementations, e.g. refs,torch_impl,torch.gather")
+    p.add_argument("--modes", default=None,
+                   help=f"comma-separated execution modes of {', '.join(modes_mod.MODES)} "
+                   "(default: eager; --regression: all)")
+    p.add_argument("--backends", default=None,
+                   help=f"comma-separated backends that must be present (as {backends_mod.ENV_VAR})")
+    p.add_argument("--regression", action="store_true",
+                   help="the regression tier: every mode (jax.jit, torch.compile), every torch memory "
+                   "layout, the large size tier, bitwise repeatability")
+    p.add_argument("-j", "--jobs", type=int, default=None,
+                   help="cells run in parallel in this many processes (default: all cores)")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="run shard I of N (0 <= I < N): a deterministic slice of the cells; join the "
+                   "shards' JSON with 'python -m crosscheck merge'")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the run record as JSON")
+    p.add_argument("--list", action="store_true",
+                   help="list the cells and the historic cases, run nothing")
     return p.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+# ------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a worker process needs to rebuild the same cells."""
+
+    backends: tuple[str, ...]
+    ops: tuple[str, ...] | None
+    impls: tuple[str, ...] | None
+    selection: Selection
+    examples: int
+    seed: int
+
+
+def build_cells(plan: Plan) -> list:
+    """The (property, target) pairs of ``plan``, in table order."""
+    from crosscheck.ops import cells
+
+    chosen = [backends_mod.Backend(b) for b in plan.backends]
+    return [(p, t) for p, t in cells(chosen, list(plan.ops) if plan.ops else None, plan.selection)
+            if not plan.impls or t.impl in plan.impls or t.name in plan.impls]
+
+
+def _select(args) -> tuple[Plan, list, list]:
+    """The plan of this run, the backends present and those absent; SelectionError if wrong."""
+    from crosscheck.ops import BY_NAME, OPS, targets
+
     if args.backends:
         os.environ[backends_mod.ENV_VAR] = args.backends
     try:
         chosen = backends_mod.selected()
     except backends_mod.BackendUnavailable as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-    from hypothesis import Verbosity, settings
-
-    from crosscheck import profiles, runner  # noqa: F401 - registers the profiles
-    from crosscheck.ops import BY_NAME, cells
-
-    # the ci profile, quiet and seeded; passed per run, not loaded, so that calling
-    # main() from a test leaves the process's hypothesis settings as they were
-    quiet = settings(settings.get_profile("ci"), verbosity=Verbosity.quiet, derandomize=False,
-                     max_examples=args.examples)
-
+        raise SelectionError(str(e)) from e
+    selection = REGRESSION if args.regression else DEFAULT
+    modes = _split(args.modes)
+    if modes:
+        unknown = [m for m in modes if m not in modes_mod.MODES]
+        if unknown:
+            raise SelectionError(f"unknown modes {unknown}; known: {', '.join(modes_mod.MODES)}")
+        selection = Selection(f"{selection.name}+modes", tuple(modes), selection.layouts,
+                              selection.sizes, selection.tier, selection.large_every)
     ops = _split(args.ops)
     unknown = [o for o in ops or () if o not in BY_NAME]
     if unknown:
-        print(f"error: unknown ops {unknown}; known: {', '.join(BY_NAME)}", file=sys.stderr)
-        return 2
+        raise SelectionError(f"unknown ops {unknown}; known: {', '.join(BY_NAME)}")
     devices = _split(args.devices)
-    impls = _split(args.impls)
+    known_devices = sorted({b.device for b in chosen})
+    unknown = [d for d in devices or () if d not in known_devices]
+    if unknown:
+        raise SelectionError(f"unknown devices {unknown}; known: {', '.join(known_devices)}")
     present, absent = [], []
     for b in chosen:
         if devices and b.device not in devices:
             continue
         (present if b.missing() is None else absent).append(b)
-    todo = [(p, t) for p, t in cells(present, ops) if not impls or t.impl in impls]
+    if devices and not present:
+        raise SelectionError(
+            f"no backend on devices {devices} is present here: "
+            + "; ".join(f"{b.name}: {b.missing()}" for b in absent))
+    impls = _split(args.impls)
+    if impls:
+        every = {t.impl for op in OPS for t in targets(op, [backends_mod.Backend(n) for n in
+                                                            backends_mod.ALL_BACKENDS], REGRESSION)}
+        every |= {t.name for op in OPS for t in targets(op, [backends_mod.Backend(n) for n in
+                                                             backends_mod.ALL_BACKENDS], REGRESSION)}
+        unknown = [i for i in impls if i not in every]
+        if unknown:
+            raise SelectionError(f"unknown implementations {unknown}; known: {', '.join(sorted(every))}")
+    plan = Plan(tuple(b.name for b in present), tuple(ops) if ops else None,
+                tuple(impls) if impls else None, selection, args.examples, args.seed)
+    return plan, present, absent
 
-    print(f"crosscheck: {len(todo)} property x target runs, {args.examples} examples each, seed {args.seed}")
+
+def _require_harness() -> None:
+    """The op table's strategies need hypothesis (the ``harness`` extra): say so plainly."""
+    import importlib.util
+
+    missing = [m for m in ("hypothesis",) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SelectionError(
+            f"python -m crosscheck needs {', '.join(missing)}, which is not installed; install the "
+            "harness extra: pip install \"crosscheck-advanced-pytorch[harness]\" (or run nox -s report)")
+
+
+def shard_of(todo: list, shard: str | None) -> tuple[list, tuple[int, int] | None]:
+    """Cells ``i, i + n, i + 2n, ...`` of ``todo`` for shard ``"i/n"`` (round robin spreads
+    the slow ops over every shard)."""
+    if not shard:
+        return todo, None
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+    except ValueError:
+        raise SelectionError(f"--shard {shard!r}: expected I/N with integers, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise SelectionError(f"--shard {shard!r}: expected 0 <= I < N")
+    return [c for k, c in enumerate(todo) if k % n == i], (i, n)
+
+
+# ---------------------------------------------------------------- running
+
+
+def run_cell(prop, target, plan: Plan) -> Cell:
+    """Run one cell and describe how it ended (never raises)."""
+    from hypothesis import Verbosity, settings
+
+    from crosscheck import profiles, runner  # noqa: F401 - profiles registers the profiles
+    from crosscheck.ops import historic
+
+    # the ci profile, quiet and seeded; passed per run, not loaded, so that calling
+    # main() from a test leaves the process's hypothesis settings as they were
+    quiet = settings(settings.get_profile("ci"), verbosity=Verbosity.quiet, derandomize=False,
+                     max_examples=plan.examples)
+    cell = Cell(prop.op, prop.name, target.impl, target.mode, target.name, target.backend.name,
+                target.backend.device)
+    t0 = time.perf_counter()
+    try:
+        outcome = runner.run(prop, target, selection=plan.selection, seed=plan.seed,
+                             profile=quiet, historic=historic(prop))
+    except runner.Unavailable as e:
+        cell.status, cell.message = "skipped", str(e)
+    except Exception as e:  # noqa: BLE001 - every failure becomes a cell, the run goes on
+        cell.status = "DISAGREE" if _is_disagreement(e) else "error"
+        cell.message = _describe(e)
+    else:
+        cell.drawn, cell.compared, cell.historic = outcome.drawn, outcome.compared, outcome.historic
+        cell.large, cell.known, cell.observed = outcome.large, outcome.known, outcome.observed
+        cell.layouts = outcome.layouts
+        cell.worst_ratio = outcome.comparison.worst_ratio
+        if outcome.compared == 0:  # nothing compared is never "agree"
+            cell.status = "known" if outcome.known else "empty"
+    cell.seconds = time.perf_counter() - t0
+    return cell
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(plan: Plan) -> None:
+    _WORKER["plan"] = plan
+    _WORKER["cells"] = build_cells(plan)
+
+
+def _worker_run(index: int) -> tuple[int, Cell]:
+    prop, target = _WORKER["cells"][index]
+    return index, run_cell(prop, target, _WORKER["plan"])
+
+
+def run_all(plan: Plan, todo: list, indices: list[int], jobs: int, on_cell) -> list[Cell]:
+    """Run the cells ``indices`` of ``todo``; ``on_cell(i, n, cell)`` as each one ends."""
+    results: dict[int, Cell] = {}
+    if jobs <= 1 or len(indices) <= 1:
+        for k, i in enumerate(indices, 1):
+            results[i] = run_cell(*todo[i], plan)
+            on_cell(k, len(indices), results[i])
+        return [results[i] for i in indices]
+    # spawned, not forked: a forked JAX can deadlock, and each worker builds the same
+    # table (the plan is all it needs); the JAX and Inductor caches on disk are shared
+    context = multiprocessing.get_context("spawn")
+    with futures.ProcessPoolExecutor(jobs, context, initializer=_worker_init,
+                                     initargs=(plan,)) as pool:
+        pending = [pool.submit(_worker_run, i) for i in indices]
+        for k, done in enumerate(futures.as_completed(pending), 1):
+            i, cell = done.result()
+            results[i] = cell
+            on_cell(k, len(indices), cell)
+    return [results[i] for i in indices]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _require_harness()
+        plan, present, absent = _select(args)
+        todo = build_cells(plan)
+        mine, shard = shard_of(list(range(len(todo))), args.shard)
+        if not todo or not mine:
+            raise SelectionError("the selection matches no cell (ops x implementations x modes x "
+                                 "backends); 'python -m crosscheck --list' shows what exists")
+    except SelectionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    from crosscheck import environment
+
+    env = environment.environment()
+    jobs = args.jobs or os.cpu_count() or 1
+    sel = plan.selection
+    print(f"crosscheck: {len(mine)} cells (property x target){f' of {len(todo)}, shard {shard[0]}/{shard[1]}' if shard else ''}, "
+          f"{plan.examples} examples each, seed {plan.seed}, tier {sel.name}, {min(jobs, len(mine))} jobs")
+    for line in environment.summary_lines(env):
+        print(f"  {line}")
     print(f"  backends: {', '.join(b.name for b in present) or 'none'}")
+    print(f"  modes: {', '.join(sel.modes)}; torch layouts: {', '.join(sel.layouts)}; "
+          f"sizes: {', '.join(sel.sizes)}")
     for b in absent:
         print(f"  skipped {b.name}: {b.missing()}")
     if args.list:
-        for p, t in todo:
-            print(f"  {p.op:12} {p.name:34} {t.impl:22} {t.backend.name}")
+        _list(todo, mine)
         return 0
 
-    results = []
-    started = time.perf_counter()
-    for i, (prop, target) in enumerate(todo, 1):
-        t0 = time.perf_counter()
-        cell = Cell(prop.op, prop.name, target.impl, target.backend.name, target.backend.device, "agree")
-        try:
-            outcome = runner.run(prop, target, seed=args.seed, profile=quiet)
-            cell.examples = outcome.examples
-            cell.worst_ratio = outcome.comparison.worst_ratio
-            cell.known = outcome.known
-        except Exception as e:  # noqa: BLE001 - every failure becomes a cell, the run goes on
-            cell.status = "DISAGREE" if _is_disagreement(e) else "error"
-            cell.message = _describe(e)
-        cell.seconds = time.perf_counter() - t0
-        results.append(cell)
-        print(_progress(i, len(todo), cell), flush=True)
-        if cell.status != "agree":
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+
+    def progress(k, n, cell):
+        print(_progress(k, n, cell), flush=True)
+        if cell.failed:
             print("      " + cell.message.replace("\n", "\n      "), flush=True)
+
+    results = run_all(plan, todo, mine, jobs, progress)
+    seconds = time.perf_counter() - t0
 
     print()
     print(render_matrix(results))
-    bad = [c for c in results if c.status != "agree"]
+    bad = [c for c in results if c.failed]
+    compared = sum(c.compared for c in results)
     known = sum(sum(c.known.values()) for c in results)
-    print(f"\n{len(results) - len(bad)} of {len(results)} runs agree; {len(bad)} disagree or fail; "
-          f"{known} cases skipped as documented native differences; "
-          f"{time.perf_counter() - started:.1f} s")
+    skipped = [c for c in results if c.status == "skipped"]
+    print(f"\n{sum(c.status == 'agree' for c in results)} of {len(results)} cells agree; "
+          f"{len(bad)} disagree or fail; {sum(c.status in ('known', 'empty') for c in results)} "
+          f"compared nothing; {len(skipped)} skipped; {compared} examples compared, {known} "
+          f"documented differences; {seconds:.1f} s")
     if args.json:
-        _write_json(args, results, present, absent)
+        doc = record(args, plan, env, results, started, seconds, shard, present, absent)
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=1)
         print(f"wrote {args.json}")
+    if compared == 0:
+        print("error: no example was compared in the whole run: it checked nothing", file=sys.stderr)
+        return 1
     return 1 if bad else 0
 
 
+def record(args, plan, env, results, started, seconds, shard, present, absent) -> dict:
+    """The run record (schema 2): environment, selection, and every cell."""
+    return {
+        "schema": SCHEMA,
+        "meta": {
+            "environment": env,
+            "selection": {
+                "ops": list(plan.ops) if plan.ops else None,
+                "impls": list(plan.impls) if plan.impls else None,
+                "devices": _split(args.devices),
+                "backends": [b.name for b in present],
+                "skipped_backends": {b.name: b.missing() for b in absent},
+                **plan.selection.describe(),
+            },
+            "seed": plan.seed,
+            "examples": plan.examples,
+            "started": started.isoformat(timespec="seconds"),
+            "seconds": round(seconds, 2),
+            "shard": list(shard) if shard else None,
+            "command": "python -m crosscheck " + " ".join(args.argv),
+        },
+        "cells": [asdict(c) for c in results],
+    }
+
+
+def _list(todo, mine) -> None:
+    from crosscheck.ops import HISTORIC
+
+    width = max(len(t.name) for _, t in todo)
+    for i in mine:
+        p, t = todo[i]
+        print(f"  {p.op:16} {p.name:34} {t.name:{width}} {t.backend.name}")
+    print(f"\nhistoric cases (replayed first in every run): {len(HISTORIC)}")
+    for h in HISTORIC:
+        print(f"  {h.op:12} {h.property:20} {h.name}: {h.summary}  <{h.url}>")
+
+
 def render_matrix(results: list[Cell]) -> str:
-    """op x implementation rows, one column per device; each cell aggregates its properties."""
+    """op x target rows, one column per device; each cell aggregates its properties."""
     devices = sorted({c.device for c in results})
     rows: dict[tuple[str, str], dict[str, list[Cell]]] = {}
     for c in results:
-        rows.setdefault((c.op, c.impl), {}).setdefault(c.device, []).append(c)
+        rows.setdefault((c.op, c.target), {}).setdefault(c.device, []).append(c)
     w_op = max([12] + [len(op) for op, _ in rows])
-    w_impl = max([22] + [len(impl) for _, impl in rows])
-    head = f"{'op':{w_op}} {'implementation':{w_impl}} " + " ".join(f"{d:32}" for d in devices)
+    w_impl = max([22] + [len(t) for _, t in rows])
+    w = 44
+    head = f"{'op':{w_op}} {'target':{w_impl}} " + " ".join(f"{d:{w}}" for d in devices)
     lines = [head, "-" * len(head)]
-    for (op, impl), by_device in rows.items():
+    for (op, target), by_device in rows.items():
         cols = []
         for d in devices:
             cs = by_device.get(d)
-            if not cs:
-                cols.append(f"{'-':32}")
-                continue
-            status = "DISAGREE" if any(c.status == "DISAGREE" for c in cs) else (
-                "error" if any(c.status == "error" for c in cs) else "agree")
-            n = sum(c.examples for c in cs)
-            worst = max(c.worst_ratio for c in cs)
-            known = sum(sum(c.known.values()) for c in cs)
-            text = f"{status} {len(cs)}p {n}ex err/tol {worst:.2f}" + (f" ({known} known)" if known else "")
-            cols.append(f"{text:32}")
-        lines.append(f"{op:{w_op}} {impl:{w_impl}} " + " ".join(cols))
+            cols.append(f"{_summary(cs) if cs else '-':{w}}")
+        lines.append(f"{op:{w_op}} {target:{w_impl}} " + " ".join(cols))
     lines.append("")
-    lines.append("cell: status, properties run, examples, worst |error| / allowed "
-                 "(0 = bit-exact; <= 1 passes); 'known' = cases skipped as documented native differences")
+    lines.append("cell: status, properties run, examples compared / drawn, worst |error| / allowed "
+                 "(0 = bit-exact; <= 1 passes); 'known' = examples skipped as documented "
+                 "differences; 'known' / 'empty' cells compared nothing")
     return "\n".join(lines)
 
 
+def _summary(cs: list[Cell]) -> str:
+    for status in ("DISAGREE", "error", "skipped"):
+        if any(c.status == status for c in cs):
+            return f"{status} ({sum(c.status == status for c in cs)} of {len(cs)}p)"
+    compared, drawn = sum(c.compared for c in cs), sum(c.drawn for c in cs)
+    status = "agree" if compared else ("known" if any(c.known for c in cs) else "empty")
+    known = sum(sum(c.known.values()) for c in cs)
+    text = f"{status} {len(cs)}p {compared}/{drawn}ex err/tol {max(c.worst_ratio for c in cs):.2f}"
+    return text + (f" {known}kn" if known else "")
+
+
 def _progress(i, n, c: Cell) -> str:
-    tail = f"{c.examples:4d} ex  err/tol {c.worst_ratio:5.2f}" if c.status == "agree" else c.status
-    return f"[{i:3d}/{n}] {c.op:12} {c.property:34} {c.impl:22} {c.backend:10} {tail}  {c.seconds:5.2f}s"
+    if c.status in ("agree", "known", "empty"):
+        tail = f"{c.compared:4d}/{c.drawn:<4d} err/tol {c.worst_ratio:5.2f}"
+        if c.status != "agree":
+            tail += f"  {c.status}"
+    else:
+        tail = c.status + (f": {c.message.splitlines()[0][:70]}" if c.status == "skipped" else "")
+    return f"[{i:4d}/{n}] {c.op:14} {c.property:32} {c.target:26} {c.backend:10} {tail}  {c.seconds:5.2f}s"
 
 
 def _is_disagreement(e: BaseException) -> bool:
@@ -178,20 +432,3 @@ def _describe(e: BaseException) -> str:
 
 def _split(raw):
     return [x.strip() for x in raw.split(",") if x.strip()] if raw else None
-
-
-def _write_json(args, results, present, absent):
-    versions = {"python": platform.python_version()}
-    for name in ("numpy", "torch", "jax", "hypothesis"):
-        try:
-            versions[name] = __import__(name).__version__
-        except ImportError:
-            pass
-    doc = {
-        "meta": {"examples": args.examples, "seed": args.seed, "versions": versions,
-                 "backends": [b.name for b in present],
-                 "skipped": {b.name: b.missing() for b in absent}},
-        "cells": [asdict(c) for c in results],
-    }
-    with open(args.json, "w") as f:
-        json.dump(doc, f, indent=1)

@@ -1,10 +1,15 @@
-"""One-line reproducers: the failing call, written out for every framework."""
+"""One-line reproducers: the failing call, written out for every framework.
+
+A line rebuilds the exact call: the values (or, for a large case, the recipe
+that generates them), torch memory layouts (:meth:`Layout.torch_code`), and the
+execution mode (``crosscheck.modes.wrap(fn, 'jit')``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from crosscheck.optable import Target, call_of
+from crosscheck.optable import Case, Target, call_of
 
 _SETUP = {
     "numpy": ("import numpy as np, refs", "refs", "np.array({}, dtype='{}')"),
@@ -20,7 +25,6 @@ _SETUP = {
         "jnp.array({}, dtype='{}')",
     ),
 }
-
 
 _EMPTY = {
     "numpy": "np.zeros({}, dtype='{}')",
@@ -49,24 +53,52 @@ def literal(a, framework: str) -> str:
     return _SETUP[framework][2].format(body, a.dtype)
 
 
-def line(op_name: str, args: tuple, framework: str, call: str | None = None) -> str:
+def arguments(case: Case, framework: str) -> str:
+    """The call's arguments as source, torch layouts applied."""
+    if case.recipe is not None:  # too large to print: rebuilt from its recipe
+        convert = {"numpy": "a", "torch": "torch.from_numpy(a)", "jax": "jnp.asarray(a)"}[framework]
+        laid = [f"crosscheck.layouts.{case.layout(i)!r}.apply({convert})"
+                if framework == "torch" and case.layout(i).kind != "contiguous" else convert
+                for i in range(len(case.args))]
+        pick = ", ".join(f"(lambda a: {x} if isinstance(a, np.ndarray) else a)(args[{i}])"
+                         for i, x in enumerate(laid))
+        return f"*(lambda args: ({pick},))({case.recipe})"
+    parts = []
+    for i, a in enumerate(case.args):
+        text = literal(a, framework)
+        if framework == "torch" and isinstance(a, np.ndarray):
+            text = case.layout(i).torch_code(text)
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def line(op_name: str, case: Case, framework: str, call: str | None = None, mode: str = "eager") -> str:
     setup, module, _ = _SETUP[framework]
     call = call or f"{module}.{op_name}"
-    rendered = ", ".join(literal(a, framework) for a in args)
-    return f"{setup}; print({call}({rendered}))"
+    if mode != "eager":
+        setup += "; import crosscheck.modes"
+        call = f"crosscheck.modes.wrap({call}, {mode!r})"
+    if case.recipe is not None:
+        setup += "; import numpy as np, crosscheck.layouts, crosscheck.ops"
+        if framework == "jax":
+            setup += "; import jax.numpy as jnp"
+    return f"{setup}; print({call}({arguments(case, framework)}))"
 
 
 def reproducers(target: Target, drawn) -> str:
     """Lines for refs, torch_impl and jax_impl, plus the target's own if it is a native."""
     case = call_of(drawn)
-    args = case.args
-    lines = [f"reproduce ({fw}): {line(target.op.name, args, fw)}" for fw in _SETUP]
+    if not isinstance(case, Case):
+        return f"reproduce: the drawn value was {drawn!r}"
+    lines = [f"reproduce ({fw}): {line(target.op.name, case, fw)}" for fw in _SETUP]
+    if target.mode != "eager":
+        lines.append(f"reproduce ({target.name}): "
+                     f"{line(target.op.name, case, target.framework, mode=target.mode)}")
     if target.native is not None:
         note = f"  # {target.native.note}" if target.native.note else ""
-        native = line(target.op.name, args, target.framework, call=_native_call(target))
+        native = line(target.op.name, case, target.framework, call=_native_call(target),
+                      mode=target.mode)
         lines.append(f"reproduce ({target.native.name}): {native}{note}")
-    if getattr(case, "noncontiguous", False):
-        lines.append("(the torch arrays were passed as non-contiguous strided views)")
     return "\n".join(lines)
 
 

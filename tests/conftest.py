@@ -1,4 +1,4 @@
-"""Backends, devices and the hypothesis profile for the test session."""
+"""Backends, devices, the run's selection and the hypothesis profile for the test session."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import os
 import pytest
 
 from crosscheck import backends, profiles
+from crosscheck.selection import DEFAULT, REGRESSION
+
+TIERS = {"default": DEFAULT, "regression": REGRESSION}
 
 
 def pytest_addoption(parser):
@@ -16,6 +19,14 @@ def pytest_addoption(parser):
         help="comma-separated backends that must be present and run "
         f"(default: every present one of {', '.join(backends.ALL_BACKENDS)}); "
         f"same as {backends.ENV_VAR}",
+    )
+    parser.addoption(
+        "--tier",
+        default=os.environ.get("CROSSCHECK_TIER", "default"),
+        choices=sorted(TIERS),
+        help="what the cells draw: 'default' (eager, contiguous and strided torch inputs, "
+        "small sizes) or 'regression' (also jax.jit / torch.compile, every memory layout, "
+        "the large tier, repeatability); same as CROSSCHECK_TIER",
     )
 
 
@@ -41,12 +52,20 @@ def pytest_report_header(config):
         why = b.missing()
         lines.append(f"  {b.name:<11} {'ready' if why is None else 'skipped: ' + why}")
     profile = settings._current_profile
+    tier = TIERS[config.getoption("--tier")]
     return [
         "crosscheck backends (framework-device):",
         *lines,
+        f"crosscheck tier: {tier.name} (modes {', '.join(tier.modes)}; layouts "
+        f"{', '.join(tier.layouts)}; sizes {', '.join(tier.sizes)})",
         f"crosscheck hypothesis profile: {profile} "
         f"(max_examples={settings.default.max_examples}, derandomize={settings.default.derandomize})",
     ]
+
+
+@pytest.fixture(scope="session")
+def selection(pytestconfig):
+    return TIERS[pytestconfig.getoption("--tier")]
 
 
 def _skip_if_missing(backend):
@@ -58,3 +77,21 @@ def _skip_if_missing(backend):
 @pytest.fixture
 def require_backend():
     return _skip_if_missing
+
+
+def _skip_unless_selected(prop, target, selection):
+    """Skip a cell its tier does not run, or whose backend or compiler is missing, saying why."""
+    _skip_if_missing(target.backend)
+    if target.mode not in selection.modes:
+        pytest.skip(f"mode {target.mode!r} runs in the regression tier (--tier regression, "
+                    "nox -s regression, python -m crosscheck --regression)")
+    if not selection.wants(prop.tier):
+        pytest.skip(f"property {prop.name!r} runs in the regression tier (--tier regression)")
+    why = target.unavailable()
+    if why:
+        pytest.skip(f"{target.name} cannot run here: {why}")
+
+
+@pytest.fixture
+def require_target():
+    return _skip_unless_selected

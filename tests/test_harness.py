@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from crosscheck import backends
+from crosscheck.bench.cases import EXAMPLES
 from crosscheck.compare import Mismatch, assert_close
 from crosscheck.ops import BY_NAME
 from crosscheck.optable import Case, Target
@@ -80,7 +81,7 @@ def test_jax_impl_is_jit_compatible(op, require_backend):
 
     from crosscheck import jax_impl
 
-    case = BY_NAME[op].example(0.001)
+    case = EXAMPLES[op](0.001)
     fn = getattr(jax_impl, op)
     eager = fn(*case.args)
     jitted = jax.jit(fn, static_argnums=1)(*case.args)

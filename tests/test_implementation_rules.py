@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from crosscheck.backends import Backend
+from crosscheck.bench.cases import EXAMPLES
 from crosscheck.ops import OPS
 from crosscheck.optable import Target
 
-WITH_EXAMPLE = [op for op in OPS if op.example is not None]
+WITH_EXAMPLE = [op for op in OPS if op.name in EXAMPLES]
 
 
 @pytest.mark.parametrize("op", WITH_EXAMPLE, ids=lambda op: op.name)
@@ -25,7 +26,7 @@ def test_torch_impl_does_not_call_its_native_twin(op, require_backend):
             return func(*args, **(kwargs or {}))
 
     target = Target(op, "torch_impl", backend)
-    args = target.convert(op.example(0.001))
+    args = target.convert(EXAMPLES[op.name](0.001))
     with Record():
         target.fn(*args)
     assert called, "the mode saw no torch call at all: the test could not fail"
@@ -52,7 +53,7 @@ def test_jax_impl_program_does_not_grow_with_the_input(op, require_backend):
     target = Target(op, "jax_impl", backend)
     sizes = []
     for scale in (0.001, 0.01):
-        case = op.example(scale)
+        case = EXAMPLES[op.name](scale)
         arrays = [i for i, a in enumerate(case.args) if hasattr(a, "shape")]
         args = list(target.convert(case))
 

@@ -6,7 +6,9 @@ import json
 
 import crosscheck.ops
 from crosscheck import report
-from crosscheck.planted import planted_targets
+from crosscheck.backends import Backend
+from crosscheck.optable import Target
+from crosscheck.planted import PLANTED
 
 
 def test_report_agrees_on_refs_and_writes_json(tmp_path, capsys):
@@ -21,10 +23,11 @@ def test_report_agrees_on_refs_and_writes_json(tmp_path, capsys):
 
 
 def test_report_exits_non_zero_on_a_disagreement(monkeypatch, capsys):
-    bad = next(t for t in planted_targets() if t.impl == "planted: index off by one")
+    plant = next(p for p in PLANTED if p.bug == "index off by one")
+    bad = Target(crosscheck.ops.BY_NAME["gather"], plant.native.name, Backend("numpy"), plant.native)
     real_cells = crosscheck.ops.cells
 
-    def with_planted(backends, ops=None):
+    def with_planted(backends, ops=None, selection=None):
         cells = real_cells(backends, ops)
         return [(p, bad) for p, _ in cells if p.name == "agrees_with_ref" and p.op == "gather"][:1]
 

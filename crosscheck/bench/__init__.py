@@ -30,6 +30,8 @@ import time
 import numpy as np
 
 from crosscheck import backends as backends_mod
+from crosscheck.bench.cases import EXAMPLES, bench_cases
+from crosscheck.ops import OPS
 from crosscheck.optable import Target
 
 
@@ -141,8 +143,6 @@ def main(argv=None) -> int:
     if args.backends:
         os.environ[backends_mod.ENV_VAR] = args.backends
 
-    from crosscheck.ops import OPS
-
     wanted = set(args.ops.split(",")) if args.ops else None
     devices = set(args.devices.split(",")) if args.devices else None
     rows = []
@@ -165,10 +165,9 @@ def main(argv=None) -> int:
             if wanted and op.name not in wanted:
                 continue
             natives = [n for n in op.natives if n.framework == backend.framework]
-            if not natives or (op.bench_cases is None and op.example is None):
+            if not natives or op.name not in EXAMPLES:
                 continue
-            cases = op.bench_cases() if op.bench_cases else [("example(1.0)", op.example(1.0))]
-            for label, case in cases:
+            for label, case in bench_cases(op.name):
                 ours = Target(op, impl, backend)
                 args_ = ours.convert(case)
                 t_ours = time_call(ours.fn, args_, backend)
@@ -194,7 +193,3 @@ def main(argv=None) -> int:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

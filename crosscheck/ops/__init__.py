@@ -1,8 +1,11 @@
 """The op table, gathered from one module per course topic, and the cells it spans.
 
 Every module in this package is a topic (``indexing``, ``einsum``, ``convlike``,
-...) and exports ``OPS`` (its :class:`~crosscheck.optable.OpSpec` records) and
-``PROPERTIES`` (its own properties beyond the two every op gets).
+...) and exports ``OPS`` (its :class:`~crosscheck.optable.OpSpec` records),
+``PROPERTIES`` (its own properties beyond those every op gets) and ``HISTORIC``
+(its named historic cases). A *cell* is one property on one target; the
+selection (:mod:`crosscheck.selection`) decides which modes and property tiers
+make cells, and what each cell draws.
 """
 
 from __future__ import annotations
@@ -10,8 +13,18 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from crosscheck import modes, sizes
 from crosscheck.backends import Backend
-from crosscheck.optable import OpSpec, Property, Target, agrees_with_ref, rejects_bad_input, targets
+from crosscheck.optable import (
+    OURS,
+    Historic,
+    Native,
+    OpSpec,
+    Property,
+    Target,
+    generic_properties,
+)
+from crosscheck.selection import DEFAULT, Selection
 
 TOPICS = tuple(
     importlib.import_module(f"{__name__}.{m.name}")
@@ -20,24 +33,64 @@ TOPICS = tuple(
 )
 OPS: tuple[OpSpec, ...] = tuple(op for topic in TOPICS for op in topic.OPS)
 BY_NAME: dict[str, OpSpec] = {op.name: op for op in OPS}
+HISTORIC: tuple[Historic, ...] = tuple(h for topic in TOPICS for h in getattr(topic, "HISTORIC", ()))
+
+ORACLE = "oracle"
 
 
-def properties(ops: list[str] | None = None) -> list[Property]:
-    """Every property: the two every op has, then each topic's own."""
+def properties(ops: list[str] | None = None, selection: Selection = DEFAULT) -> list[Property]:
+    """Every property of the chosen ops: those every op gets, then each topic's own."""
     chosen = [op for op in OPS if ops is None or op.name in ops]
-    generic = [p for op in chosen for p in (agrees_with_ref(op), rejects_bad_input(op))]
-    own = [p for topic in TOPICS for p in topic.PROPERTIES if ops is None or p.op in ops]
-    return generic + own
+    props = [p for op in chosen for p in generic_properties(op)]
+    props += [p for topic in TOPICS for p in topic.PROPERTIES if ops is None or p.op in ops]
+    return [p for p in props if selection.wants(p.tier)]
 
 
-def cells(backends: list[Backend], ops: list[str] | None = None) -> list[tuple[Property, Target]]:
+def oracle_native(op: OpSpec) -> Native:
+    """The op's vectorized NumPy oracle as a target of its own, held against refs."""
+    return Native(ORACLE, "numpy", op.oracle,
+                  "vectorized NumPy: the truth of the large tier, checked against refs here")
+
+
+def targets(op: OpSpec, backends: list[Backend], selection: Selection = DEFAULT) -> list[Target]:
+    """Ours, the natives and the oracle, on every backend of their framework, in every mode
+    of the selection that the op and the implementation can run in."""
+    out = []
+    for backend in backends:
+        fw = backend.framework
+        impls = [(impl, None) for impl, (framework, _) in OURS.items()
+                 if framework == fw and impl in op.impls]
+        impls += [(n.name, n) for n in op.natives if n.framework == fw]
+        if fw == "numpy" and op.oracle is not None and all(n.fn is not op.oracle for n in op.natives):
+            impls.append((ORACLE, oracle_native(op)))  # unless a NumPy native is the oracle
+        for impl, native in impls:
+            for mode in selection.modes:
+                if (modes.supports(mode, fw) and mode in op.modes
+                        and (native is None or mode in native.modes)):
+                    out.append(Target(op, impl, backend, native, mode))
+    return out
+
+
+def cells(backends: list[Backend], ops: list[str] | None = None,
+          selection: Selection = DEFAULT) -> list[tuple[Property, Target]]:
     """(property, target) pairs to run: each property on every target it applies to."""
     return [
         (prop, target)
-        for prop in properties(ops)
-        for target in targets(BY_NAME[prop.op], backends)
-        if prop.applies(target)
+        for prop in properties(ops, selection)
+        for target in targets(BY_NAME[prop.op], backends, selection)
+        if target.mode in prop.modes and prop.applies(target)
     ]
 
 
-__all__ = ["BY_NAME", "OPS", "TOPICS", "cells", "properties"]
+def historic(prop: Property) -> tuple[Historic, ...]:
+    """The historic cases a property replays first."""
+    return tuple(h for h in HISTORIC if h.op == prop.op and h.property == prop.name)
+
+
+def large_args(op_name: str, seed: int) -> tuple:
+    """The arguments of ``op_name``'s large case number ``seed`` (what a reproducer calls)."""
+    return BY_NAME[op_name].large(sizes.rng(seed))
+
+
+__all__ = ["BY_NAME", "HISTORIC", "OPS", "TOPICS", "cells", "historic", "large_args",
+           "properties", "targets"]

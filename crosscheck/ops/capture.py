@@ -29,7 +29,7 @@ from hypothesis import note
 from hypothesis import strategies as st
 
 import refs.capture as refs_capture
-from crosscheck.optable import BadCase, Case, OpSpec
+from crosscheck.optable import Case, OpSpec, bad_case
 from crosscheck.tolerance import Tolerance, rounding_bound
 from refs.checks.capture import check_init
 from refs.network import LAYERS, PARAM_NAMES, PENALTY_LAYER, layer_input, param_shapes
@@ -289,9 +289,9 @@ def _penalty_tolerance(case: Case, expected) -> Tolerance:
 def _bad(op: str):
     faults = _FAULTS if op == "penalty" else tuple(f for f in _FAULTS if f != "unknown layer")
 
-    def to_case(bad: BadCall) -> BadCase:
+    def to_case(bad: BadCall):
         args = (bad.params, bad.x, bad.layer) if op == "penalty" else (bad.params, bad.x)
-        return BadCase(args, bad.exception, bad.argument, bad.why)
+        return bad_case(args, bad.exception, bad.argument, bad.why, ("params", "x", "layer")[:len(args)])
 
     return lambda: bad_calls(faults).map(to_case)
 
@@ -304,8 +304,6 @@ OPS = (
         cases=lambda: net_cases().map(lambda c: Case((c.params(), c.x()))),
         bad_cases=_bad("forward"),
         tolerance_of=_forward_tolerance,
-        known_differences="torch_impl records the intermediates with forward hooks; jax_impl "
-        "returns them from a pure function; refs writes them down in its loop.",
     ),
     OpSpec(
         name="penalty",
@@ -318,32 +316,3 @@ OPS = (
 )
 
 PROPERTIES = ()
-
-
-# ------------------------------------------------------------ planted bugs
-
-
-def _planted_conv1_transposed(params, x):
-    """conv1's kernel read as (o, c, b, a): wrong unless every kernel is symmetric."""
-    swapped = dict(params, **{"conv1.weight": np.swapaxes(params["conv1.weight"], 2, 3).copy()})
-    return refs_capture.forward(swapped, x)
-
-
-def _planted_keys_shifted(params, x):
-    """Each intermediate filed under the next layer's name (what an off-by-one hook list does)."""
-    out, kept = refs_capture.forward(params, x)
-    values = list(kept.values())
-    return out, dict(zip(LAYERS, values[1:] + values[:1]))
-
-
-def _planted_penalty_of_output(params, x, layer):
-    """The mean square of the layer's output, where the deck's regularizer takes its input."""
-    _, kept = refs_capture.forward(params, x)
-    return np.mean(kept[layer] ** 2)
-
-
-PLANTED = (
-    ("forward", "conv1's kernel transposed", _planted_conv1_transposed),
-    ("forward", "intermediates keyed to the wrong layer", _planted_keys_shifted),
-    ("penalty", "penalty of the layer's output, not its input", _planted_penalty_of_output),
-)

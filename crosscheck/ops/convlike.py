@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import refs
 from crosscheck.autodiff import vjp
 from crosscheck.compare import Comparison, assert_close
-from crosscheck.optable import BadCase, Case, Native, OpSpec, Property, Target
+from crosscheck.optable import Case, Native, OpSpec, Property, Target, bad_case
 from crosscheck.strategies import DATA_DTYPES, FLOAT_DTYPES, values
 from crosscheck.tolerance import EXACT, rounding_bound
 from refs.checks.convlike import check_conv, check_fold, check_max_pool, check_unfold
@@ -89,7 +89,7 @@ def unfold_cases(draw, dtypes=DATA_DTYPES, integral=False, layout=None):
     g = draw(layout if layout is not None else layouts())
     x = draw(values(draw(st.sampled_from(dtypes)), g.image, integral=integral))
     args = (x,) + tuple(_per_dim_arg(draw, v) for v in (g.kernel_size, g.dilation, g.padding, g.stride))
-    return Case(args, noncontiguous=draw(st.booleans()))
+    return Case(args)
 
 
 @st.composite
@@ -100,7 +100,7 @@ def fold_cases(draw, dtypes=DATA_DTYPES, integral=False):
     # the spatial rank of fold comes from its first tuple argument: 2 when all are ints
     output_size = _per_dim_arg(draw, g.size) if len(g.size) == 2 else g.size
     args = (cols, output_size) + tuple(_per_dim_arg(draw, v) for v in (g.kernel_size, g.dilation, g.padding, g.stride))
-    return Case(args, noncontiguous=draw(st.booleans()))
+    return Case(args)
 
 
 @st.composite
@@ -113,7 +113,7 @@ def conv_cases(draw, dtypes=DATA_DTYPES):
     w = draw(values(dtype, (out_channels, g.channels // groups) + g.kernel_size))
     b = draw(st.one_of(st.none(), values(dtype, (out_channels,))))
     args = (x, w, b) + tuple(_per_dim_arg(draw, v) for v in (g.stride, g.padding, g.dilation))
-    return Case(args + (groups,), noncontiguous=draw(st.booleans()))
+    return Case(args + (groups,))
 
 
 @st.composite
@@ -130,7 +130,7 @@ def max_pool_cases(draw, dtypes=DATA_DTYPES, *, unique=False):
     stride = None if default else _per_dim_arg(draw, g.stride)
     args = (x, _per_dim_arg(draw, g.kernel_size), stride, _per_dim_arg(draw, g.padding),
             _per_dim_arg(draw, g.dilation))
-    return Case(args, noncontiguous=draw(st.booleans()))
+    return Case(args)
 
 
 # ------------------------------------------------------------ bad input
@@ -197,14 +197,14 @@ def bad_cases(draw, op):
         per_dim[0] = per_dim[0] + (1,)
     kernel, dilation, padding, stride = per_dim
     if fault == "input of a bad rank":
-        image = image[:2] if op != "fold" else image[:1]  # no spatial dim at all
+        image = [1] + image  # a dim too many: neither (C, *spatial) nor (N, C, *spatial)
     elif fault == "input with zero channels":
         image[1] = 0
     x = np.zeros(image, dtype)
     if op == "unfold":
-        return BadCase((x, kernel, dilation, padding, stride), exception, argument, fault)
+        return bad_case((x, kernel, dilation, padding, stride), exception, argument, fault)
     if op == "max_pool":
-        return BadCase((x, kernel, stride, padding, dilation), exception, argument, fault)
+        return bad_case((x, kernel, stride, padding, dilation), exception, argument, fault)
     if op == "fold":
         volume = math.prod(max(v, 1) for v in kernel)
         blocks = math.prod(g.blocks)
@@ -216,9 +216,9 @@ def bad_cases(draw, op):
         elif fault == "input.size(2) not the block count of output_size":
             shape[2] = blocks + draw(st.sampled_from((1, -1) if blocks > 1 else (1,)))
         elif fault == "input of a bad rank":
-            shape = shape[:2]
+            shape = [1] + shape
         cols = np.zeros(shape, dtype)
-        return BadCase((cols, tuple(size), kernel, dilation, padding, stride), exception, argument,
+        return bad_case((cols, tuple(size), kernel, dilation, padding, stride), exception, argument,
                        fault)
     # conv
     groups = 1
@@ -239,7 +239,7 @@ def bad_cases(draw, op):
     elif fault in ("non-positive kernel",):
         w_shape[2 + axis] = 0  # an empty kernel; a negative size cannot exist
     weight = np.zeros(w_shape, w_dtype)
-    return BadCase((x, weight, bias, stride, padding, dilation, groups), exception, argument,
+    return bad_case((x, weight, bias, stride, padding, dilation, groups), exception, argument,
                    fault)
 
 
@@ -424,64 +424,15 @@ def _conv_terms(case: Case) -> int:
     return math.prod(weight.shape[1:]) + 1 + (bias is not None)
 
 
-def _image(scale, channels=8):
-    """(2, channels, h, h) float32 of about ``scale`` M elements."""
-    h = max(int((scale * 1e6 / (2 * channels)) ** 0.5), 4)
-    return np.random.default_rng(0).standard_normal((2, channels, h, h)).astype(np.float32)
 
 
-def _unfold_example(scale: float = 1.0) -> Case:
-    return Case((_image(scale), 3, 1, 1, 1))
 
 
-def _fold_example(scale: float = 1.0) -> Case:
-    x = _image(scale / 9)  # the blocks are 9 times the image
-    cols = _unfold_shape(x.shape, 3, 1)
-    return Case((np.random.default_rng(1).standard_normal(cols).astype(np.float32),
-                 x.shape[2:], 3, 1, 1, 1))
 
 
-def _unfold_shape(image, k, p):
-    """Shape of unfold's output for a stride-1 ``k`` kernel (no loop through refs)."""
-    n, c, *size = image
-    return (n, c * k ** len(size), math.prod(s + 2 * p - k + 1 for s in size))
 
 
-def _conv_example(scale: float = 1.0) -> Case:
-    rng = np.random.default_rng(2)
-    w = rng.standard_normal((16, 4, 3, 3)).astype(np.float32)
-    b = rng.standard_normal(16).astype(np.float32)
-    return Case((_image(scale), w, b, 1, 1, 1, 2))
 
-
-def _max_pool_example(scale: float = 1.0) -> Case:
-    return Case((_image(scale), 3, 2, 1, 1))
-
-
-def _resnet_image(rank=2):
-    """The issue's benchmark input: (16, 64, 56, 56) float32 (a ResNet stage-1 activation)."""
-    shape = {1: (16, 64, 3136), 2: (16, 64, 56, 56), 3: (4, 32, 16, 28, 28)}[rank]
-    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-
-
-def _unfold_bench():
-    return [("(16, 64, 56, 56) k=3 p=1", Case((_resnet_image(), 3, 1, 1, 1))),
-            ("(16, 64, 3136) k=3 p=1", Case((_resnet_image(1), 3, 1, 1, 1))),
-            ("(4, 32, 16, 28, 28) k=3 p=1", Case((_resnet_image(3), 3, 1, 1, 1)))]
-
-
-def _fold_bench():
-    cols = np.random.default_rng(1).standard_normal((16, 64 * 9, 56 * 56)).astype(np.float32)
-    return [("(16, 576, 3136) -> (16, 64, 56, 56) k=3 p=1", Case((cols, (56, 56), 3, 1, 1, 1)))]
-
-
-def _conv_bench():
-    w = np.random.default_rng(2).standard_normal((64, 64, 3, 3)).astype(np.float32)
-    return [("(16, 64, 56, 56) * (64, 64, 3, 3) p=1", Case((_resnet_image(), w, None, 1, 1, 1, 1)))]
-
-
-def _max_pool_bench():
-    return [("(16, 64, 56, 56) k=3 s=2 p=1", Case((_resnet_image(), 3, 2, 1, 1)))]
 
 
 OPS = (
@@ -493,14 +444,7 @@ OPS = (
         bad_cases=lambda: bad_cases("unfold"),
         natives=UNFOLD_NATIVES,
         rounding_terms=None,  # pure data movement: exact in every dtype
-        example=_unfold_example,
-        bench_cases=_unfold_bench,
         forbidden_torch=("unfold", "im2col"),
-        known_differences=(
-            "F.unfold takes 2 spatial dims and floating dtypes only; "
-            "conv_general_dilated_patches computes by a convolution with an identity kernel "
-            "(exact at HIGHEST precision, approximate under TF32)."
-        ),
     ),
     OpSpec(
         name="fold",
@@ -510,10 +454,7 @@ OPS = (
         bad_cases=lambda: bad_cases("fold"),
         natives=FOLD_NATIVES,
         rounding_terms=_fold_terms,
-        example=_fold_example,
-        bench_cases=_fold_bench,
         forbidden_torch=("fold", "col2im"),
-        known_differences="F.fold takes 2 spatial dims and floating dtypes only; JAX has no fold.",
     ),
     OpSpec(
         name="conv",
@@ -523,12 +464,9 @@ OPS = (
         bad_cases=lambda: bad_cases("conv"),
         natives=CONV_NATIVES,
         rounding_terms=_conv_terms,
-        example=_conv_example,
-        bench_cases=_conv_bench,
         forbidden_torch=("conv1d", "conv2d", "conv3d", "convolution", "_convolution",
                          "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
                          "unfold", "im2col", "mkldnn_convolution", "cudnn_convolution"),
-        known_differences="torch has no integer convolution on CUDA (the adapter uses float64).",
     ),
     OpSpec(
         name="max_pool",
@@ -538,18 +476,13 @@ OPS = (
         bad_cases=lambda: bad_cases("max_pool"),
         natives=MAX_POOL_NATIVES,
         rounding_terms=None,  # a max rounds nothing
-        example=_max_pool_example,
-        bench_cases=_max_pool_bench,
         forbidden_torch=("max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
                          "max_pool2d_with_indices", "max_pool3d_with_indices",
                          "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
                          "unfold", "im2col"),
-        known_differences=(
-            "torch rejects padding > kernel_size // 2 (raw kernel, all ranks in torch 2.13), "
-            "lax.reduce_window accepts any padding; F.max_pool1d has no integer kernel."
-        ),
     ),
 )
+UNFOLD, FOLD, CONV, MAX_POOL = OPS
 
 # --------------------------------------------------------------- properties
 
@@ -559,8 +492,8 @@ def _unfold_geometry(case: Case):
     return check_unfold(x, k, d, p, s)
 
 
-def _fold_call(cols: np.ndarray, g, noncontiguous=False) -> Case:
-    return Case((cols, g.size, g.kernel_size, g.dilation, g.padding, g.stride), noncontiguous)
+def _fold_call(cols: np.ndarray, g) -> Case:
+    return Case((cols, g.size, g.kernel_size, g.dilation, g.padding, g.stride))
 
 
 @st.composite
@@ -578,7 +511,7 @@ def _check_adjoint(target: Target, drawn) -> Comparison:
     g = _unfold_geometry(case)
     x = case.args[0]
     unfolded = target.call(case)
-    folded = target.sibling("fold").call(_fold_call(y, g, case.noncontiguous))
+    folded = target.sibling(FOLD).call(_fold_call(y, g))
     lhs = np.sum(unfolded.astype(np.float64) * y)
     rhs = np.sum(x.astype(np.float64) * folded)
     return assert_close(np.float64(lhs), np.float64(rhs), EXACT,
@@ -594,8 +527,8 @@ def _roundtrip_cases(draw, tiling=False):
 
 def _fold_of_unfold(target: Target, case: Case, x: np.ndarray) -> np.ndarray:
     g = _unfold_geometry(case)
-    cols = target.sibling("unfold").call(Case((x,) + case.args[1:], case.noncontiguous))
-    return target.call(_fold_call(cols, g, case.noncontiguous))
+    cols = target.sibling(UNFOLD).call(case.with_args(x, *case.args[1:]))
+    return target.call(_fold_call(cols, g))
 
 
 def _check_counts(target: Target, drawn) -> Comparison:
@@ -710,90 +643,4 @@ PROPERTIES = (
     Property("max_pool", "grad_goes_to_the_max",
              "on distinct values, each window's cotangent lands on its max (jax.vjp / autograd)",
              _max_pool_grad_cases, _check_max_pool_grad, _differentiable),
-)
-
-# ------------------------------------------------- planted wrong implementations
-# The meta-tests run every property of the op on each of these and require at
-# least one to fail. Each validates its arguments first, as the contract asks.
-
-
-def _planted_unfold_kernel_major(input, kernel_size, dilation=1, padding=0, stride=1):
-    g = check_unfold(input, kernel_size, dilation, padding, stride)
-    cols = refs.unfold(input, kernel_size, dilation, padding, stride)
-    blocks = cols.reshape(g.batch, g.channels, g.kernel_volume, g.num_blocks)
-    return blocks.transpose(0, 2, 1, 3).reshape(cols.shape)  # rows K-major: (k, c)
-
-
-def _planted_unfold_pads_one_side(input, kernel_size, dilation=1, padding=0, stride=1):
-    g = check_unfold(input, kernel_size, dilation, padding, stride)
-    padded = np.pad(input, [(0, 0), (0, 0)] + [(0, 2 * p) for p in g.padding])
-    return refs.unfold(padded, g.kernel_size, g.dilation, 0, g.stride)
-
-
-def _planted_unfold_drops_last_block(input, kernel_size, dilation=1, padding=0, stride=1):
-    g = check_unfold(input, kernel_size, dilation, padding, stride)
-    # L_d = floor((size + 2p - d(k-1) - 1) / s), the "+ 1" forgotten
-    blocks = tuple(max(b - 1, 0) for b in g.blocks)
-    cols = refs.unfold(input, kernel_size, dilation, padding, stride)
-    keep = cols.reshape(cols.shape[:2] + g.blocks)[(..., *(slice(0, b) for b in blocks))]
-    return keep.reshape(cols.shape[:2] + (math.prod(blocks),))
-
-
-def _planted_fold_last_write_wins(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
-    g = check_fold(input, output_size, kernel_size, dilation, padding, stride)
-    out = np.zeros((g.batch, g.channels) + g.size, input.dtype)
-    K = g.kernel_volume
-    for n in range(g.batch):
-        for c in range(g.channels):
-            for j, offset in enumerate(np.ndindex(*g.kernel_size)):
-                for l, block in enumerate(np.ndindex(*g.blocks)):  # noqa: E741 - l as in the formula
-                    pos = tuple(s * i - p + d * o for s, i, p, d, o in
-                                zip(g.stride, block, g.padding, g.dilation, offset))
-                    if all(0 <= q < m for q, m in zip(pos, g.size)):
-                        out[(n, c) + pos] = input[n, c * K + j, l]  # = where += belongs
-    return out
-
-
-def _planted_fold_crops_wrong_side(input, output_size, kernel_size, dilation=1, padding=0,
-                                   stride=1):
-    g = check_fold(input, output_size, kernel_size, dilation, padding, stride)
-    full = refs.fold(input, g.padded, g.kernel_size, g.dilation, 0, g.stride)
-    return full[(..., *(slice(0, n) for n in g.size))]  # should start at padding
-
-
-def _planted_conv_ignores_groups(input, weight, bias=None, stride=1, padding=0, dilation=1,
-                                 groups=1):
-    cg = check_conv(input, weight, bias, stride, padding, dilation, groups)
-    first = input[:, : input.shape[1] // cg.groups]  # every group reads group 0's channels
-    return refs.conv(np.concatenate([first] * cg.groups, axis=1), weight, bias, stride, padding,
-                     dilation, groups)
-
-
-def _planted_conv_ignores_dilation(input, weight, bias=None, stride=1, padding=0, dilation=1,
-                                   groups=1):
-    check_conv(input, weight, bias, stride, padding, dilation, groups)
-    return refs.conv(input, weight, bias, stride, padding, 1, groups)
-
-
-def _planted_max_pool_zero_padding(input, kernel_size, stride=None, padding=0, dilation=1):
-    g = check_max_pool(input, kernel_size, stride, padding, dilation)
-    padded = np.pad(input, [(0, 0), (0, 0)] + [(p, p) for p in g.padding])  # 0, not -inf
-    return refs.max_pool(padded, g.kernel_size, g.stride, 0, g.dilation)
-
-
-def _planted_max_pool_stride_one(input, kernel_size, stride=None, padding=0, dilation=1):
-    check_max_pool(input, kernel_size, stride, padding, dilation)
-    return refs.max_pool(input, kernel_size, 1 if stride is None else stride, padding, dilation)
-
-
-PLANTED = (
-    ("unfold", "kernel-major rows instead of channel-major", _planted_unfold_kernel_major),
-    ("unfold", "all the padding on one side", _planted_unfold_pads_one_side),
-    ("unfold", "output size off by one (last block dropped)", _planted_unfold_drops_last_block),
-    ("fold", "overlaps overwrite (last write wins)", _planted_fold_last_write_wins),
-    ("fold", "padding cropped from the wrong side", _planted_fold_crops_wrong_side),
-    ("conv", "groups ignored (all read group 0)", _planted_conv_ignores_groups),
-    ("conv", "dilation ignored", _planted_conv_ignores_dilation),
-    ("max_pool", "pads with 0 instead of -inf", _planted_max_pool_zero_padding),
-    ("max_pool", "default stride 1 instead of kernel_size", _planted_max_pool_stride_one),
 )

@@ -10,14 +10,16 @@ import numpy as np
 from hypothesis import note
 from hypothesis import strategies as st
 
-import refs
 from crosscheck.compare import Comparison, Mismatch, assert_close
-from crosscheck.optable import BadCase, Case, Native, OpSpec, Property, Target
+from crosscheck.optable import Case, Native, OpSpec, Property, Target, bad_case
 from crosscheck.strategies import DATA_DTYPES, SIZES, values
 from crosscheck.tolerance import EXACT
 from refs.checks.einsum import ELLIPSIS, parse_einsum
 
 # ---------------------------------------------------------------- strategies
+
+EINSUM_ARGS = ("subscripts", "*operands")
+MATMUL_ARGS = ("a", "b")
 
 #: the product of every letter's size (ellipsis dims included): the refs loop
 #: over every combination, twice per case (result and magnitude)
@@ -97,7 +99,7 @@ def einsum_cases(draw, dtypes=DATA_DTYPES):
     expr = draw(expressions())
     dtype = draw(st.sampled_from(dtypes))
     operands = tuple(draw(values(dtype, s)) for s in expr.shapes)
-    return Case((expr.subscripts, *operands), noncontiguous=draw(st.booleans()))
+    return Case((expr.subscripts, *operands), names=EINSUM_ARGS)
 
 
 @st.composite
@@ -122,7 +124,7 @@ def matmul_cases(draw, dtypes=DATA_DTYPES, *, batched=False, integral=False):
     sa, sb = draw(matmul_layouts(batched=batched))
     dtype = draw(st.sampled_from(dtypes))
     a, b = (draw(values(dtype, shape, integral=integral)) for shape in (sa, sb))
-    return Case((a, b), noncontiguous=draw(st.booleans()))
+    return Case((a, b), names=MATMUL_ARGS)
 
 
 _FAULTS = ("unknown character", "broken ellipsis", "two ellipses in one term", "'->' twice",
@@ -199,7 +201,7 @@ def bad_einsum_cases(draw):
             rhs = ""
         subscripts = ",".join(terms) + arrow + rhs
     operands = tuple(np.zeros(s, dtype=draw(st.sampled_from(DATA_DTYPES))) for s in shapes)
-    return BadCase((subscripts, *operands), ValueError, arg, fault)
+    return bad_case((subscripts, *operands), ValueError, arg, fault, EINSUM_ARGS)
 
 
 _MATMUL_FAULTS = ("a is 0-d", "b is 0-d", "inner sizes differ", "batch dims do not broadcast")
@@ -220,7 +222,7 @@ def bad_matmul_cases(draw):
         sa = sa[:-3] + [2] + sa[-2:] if len(sa) >= 3 else [2, *sa]
         sb = sb[:-3] + [3] + sb[-2:] if len(sb) >= 3 else [3, *sb]
     dtype = draw(st.sampled_from(DATA_DTYPES))
-    return BadCase((np.zeros(sa, dtype), np.zeros(sb, dtype)), ValueError, arg, fault)
+    return bad_case((np.zeros(sa, dtype), np.zeros(sb, dtype)), ValueError, arg, fault, MATMUL_ARGS)
 
 
 # ------------------------------------------------------------ native twins
@@ -357,44 +359,9 @@ def _matmul_terms(case: Case) -> int:
     return a.shape[-1]
 
 
-def _deck_expression(subscripts: str, dims: dict[str, int]) -> Case:
-    rng = np.random.default_rng(0)
-    lhs = subscripts.replace(" ", "").partition("->")[0]
-    return Case((subscripts, *(rng.standard_normal([dims[c] for c in t]).astype(np.float32)
-                               for t in lhs.split(","))))
 
 
-def _einsum_example(scale: float = 1.0) -> Case:
-    """The deck's 'ikmlj,iljk,i->ijk' with x of about ``scale`` M elements."""
-    n = max(2, round((scale * 1e6) ** 0.2))
-    return _deck_expression("ikmlj,iljk,i->ijk", dict.fromkeys("ijklm", n))
 
-
-def _matmul_example(scale: float = 1.0) -> Case:
-    """A batched product ``(B, n, n) @ (B, n, n)`` of about ``scale`` M elements."""
-    n = max(2, round((scale * 1e6 / 16) ** 0.5))
-    rng = np.random.default_rng(0)
-    return Case(tuple(rng.standard_normal((8, n, n)).astype(np.float32) for _ in range(2)))
-
-
-def _einsum_bench() -> list[tuple[str, Case]]:
-    return [
-        ("'ij,j' 4096x4096 @ 4096", _deck_expression("ij,j", {"i": 4096, "j": 4096})),
-        ("'bnk, bkm' 64x128x128 (implicit: b summed)",
-         _deck_expression("bnk, bkm", dict(b=64, n=128, k=128, m=128))),
-        ("'ikmlj,iljk,i->ijk' all 24", _deck_expression("ikmlj,iljk,i->ijk", dict.fromkeys("ijklm", 24))),
-        ("'...ij,...jk->...ik' 64x256x256", _deck_expression("bij,bjk->bik", dict(b=64, i=256, j=256, k=256))),
-    ]
-
-
-def _matmul_bench() -> list[tuple[str, Case]]:
-    rng = np.random.default_rng(0)
-    f32 = lambda *s: rng.standard_normal(s).astype(np.float32)
-    return [
-        ("mat @ vec 4096x4096", Case((f32(4096, 4096), f32(4096)))),
-        ("bmat1 @ bmat2 64x256x256", Case((f32(64, 256, 256), f32(64, 256, 256)))),
-        ("bmat1 @ mat2 64x256x256 @ 256x256", Case((f32(64, 256, 256), f32(256, 256)))),
-    ]
 
 
 _FORBIDDEN = ("einsum", "matmul", "__matmul__", "__rmatmul__", "mm", "mv", "dot", "vdot",
@@ -404,39 +371,25 @@ OPS = (
     OpSpec(
         name="einsum",
         topic="einsum",
-        arg_names=("subscripts", "*operands"),
+        arg_names=EINSUM_ARGS,
         cases=einsum_cases,
         bad_cases=bad_einsum_cases,
         natives=EINSUM_NATIVES,
         rounding_terms=_einsum_terms,
-        example=_einsum_example,
-        bench_cases=_einsum_bench,
         forbidden_torch=_FORBIDDEN,
-        known_differences=(
-            "An explicit output without '...' sums the '...' dims in torch and JAX (API.md) and "
-            "raises in NumPy. torch raises RuntimeError on a malformed expression; einops needs "
-            "named axes and an explicit output (the adapter writes them). torch has no integer "
-            "einsum on CUDA. jnp.einsum on GPU defaults to TF32-class precision (the harness "
-            "pins 'highest')."
-        ),
     ),
     OpSpec(
         name="matmul",
         topic="einsum",
-        arg_names=("a", "b"),
+        arg_names=MATMUL_ARGS,
         cases=matmul_cases,
         bad_cases=bad_matmul_cases,
         natives=MATMUL_NATIVES,
         rounding_terms=_matmul_terms,
-        example=_matmul_example,
-        bench_cases=_matmul_bench,
         forbidden_torch=_FORBIDDEN,
-        known_differences=(
-            "torch raises RuntimeError for mismatched sizes and 0-d operands; torch has no "
-            "integer matmul on CUDA (torch#44428). Float32 on GPU uses TF32 when allowed."
-        ),
     ),
 )
+EINSUM, MATMUL = OPS
 
 # --------------------------------------------------------------- properties
 
@@ -457,8 +410,7 @@ def _check_stack(target: Target, case: Case) -> Comparison:
         raise Mismatch(f"batched a @ b: shape {batched.shape} != expected {expected_shape}")
     result = Comparison()
     for pos in np.ndindex(*batch):
-        one = Case((a[_broadcast_index(pos, a.shape)], b[_broadcast_index(pos, b.shape)]),
-                   case.noncontiguous)
+        one = Case((a[_broadcast_index(pos, a.shape)], b[_broadcast_index(pos, b.shape)]))
         note(f"batch {pos}: a[{_broadcast_index(pos, a.shape)}] @ b[{_broadcast_index(pos, b.shape)}]")
         result = result.merge(assert_close(batched[pos], target.call(one), EXACT, path=f"batch {pos}"))
     return result
@@ -470,13 +422,13 @@ _MATMUL_PATTERN = "...ij,...jk->...ik"
 def _matmul_pattern_cases():
     # drawn as the einsum call itself, so the failure's reproducer is that call
     return matmul_cases(batched=True, integral=True).map(
-        lambda case: Case((_MATMUL_PATTERN,) + case.args, case.noncontiguous))
+        lambda case: Case((_MATMUL_PATTERN,) + case.args, names=EINSUM_ARGS))
 
 
 def _check_matmul_pattern(target: Target, case: Case) -> Comparison:
     """einsum('...ij,...jk->...ik', a, b) == matmul(a, b) (exact: integral data)."""
     via_einsum = target.call(case)
-    via_matmul = target.sibling("matmul").call(Case(case.args[1:], case.noncontiguous))
+    via_matmul = target.sibling(MATMUL).call(Case(case.args[1:], case.layouts[1:]))
     return assert_close(via_einsum, via_matmul, EXACT, path="einsum('...ij,...jk->...ik') vs matmul")
 
 
@@ -487,113 +439,4 @@ PROPERTIES = (
     Property("einsum", "matmul_pattern_equals_matmul",
              "einsum('...ij,...jk->...ik', a, b) equals matmul(a, b) of the same framework (exact)",
              _matmul_pattern_cases, _check_matmul_pattern),
-)
-
-# ------------------------------------------------- planted wrong implementations
-# The meta-tests run every property of the op on each of these and require at
-# least one to fail. Each validates its input like the real thing (via the
-# shared parser), so only its arithmetic is wrong.
-
-
-def _explicit_output(parsed) -> str:
-    """The output of a parsed expression as subscripts ('...' for the ellipsis labels)."""
-    out, ellipsis_done = [], False
-    for label in parsed.output:
-        if label.startswith(ELLIPSIS):
-            if not ellipsis_done:
-                out.append(ELLIPSIS)
-                ellipsis_done = True
-        else:
-            out.append(label)
-    return "".join(out)
-
-
-def _parsed(subscripts, operands):
-    return parse_einsum(subscripts, [np.shape(x) for x in operands])
-
-
-def _planted_implicit_unsorted(subscripts, *operands):
-    _parsed(subscripts, operands)
-    if "->" in subscripts:
-        return refs.einsum(subscripts, *operands)
-    letters = [c for c in subscripts if c in string.ascii_letters]
-    once = "".join(dict.fromkeys(c for c in letters if letters.count(c) == 1))  # first-seen order
-    return refs.einsum(f"{subscripts}->...{once}", *operands)
-
-
-def _planted_diagonal_not_taken(subscripts, *operands):
-    parsed = _parsed(subscripts, operands)
-    lhs = subscripts.replace(" ", "").partition("->")[0]
-    spare = iter(sorted(set(string.ascii_letters) - set(subscripts)))
-    terms = []
-    for term in lhs.split(","):
-        seen, renamed = set(), []
-        for c in term:  # a repeat becomes a fresh letter: summed instead of read on the diagonal
-            renamed.append(next(spare) if c in seen and c in string.ascii_letters else c)
-            seen.add(c)
-        terms.append("".join(renamed))
-    return refs.einsum(",".join(terms) + "->" + _explicit_output(parsed), *operands)
-
-
-def _planted_sums_kept_letter(subscripts, *operands):
-    parsed = _parsed(subscripts, operands)
-    output = _explicit_output(parsed)
-    letters = [c for c in output if c in string.ascii_letters]
-    if not letters:
-        return refs.einsum(subscripts, *operands)
-    dropped = letters[-1]
-    lhs = subscripts.replace(" ", "").partition("->")[0]
-    partial = refs.einsum(f"{lhs}->{output.replace(dropped, '')}", *operands)
-    at = parsed.output.index(dropped)
-    return np.broadcast_to(np.expand_dims(partial, at), parsed.output_shape).copy()
-
-
-def _swap_last(a):
-    if a.ndim == 0:
-        return a
-    return a.swapaxes(-1, -2).reshape(a.shape) if a.ndim >= 2 else a[::-1].copy()
-
-
-def _planted_einsum_transposed(subscripts, *operands):
-    return _swap_last(refs.einsum(subscripts, *operands))
-
-
-def _planted_implicit_drops_ellipsis(subscripts, *operands):
-    parsed = _parsed(subscripts, operands)
-    if "->" in subscripts:
-        return refs.einsum(subscripts, *operands)
-    letters = "".join(x for x in parsed.output if not x.startswith(ELLIPSIS))
-    return refs.einsum(f"{subscripts}->{letters}", *operands)
-
-
-def _planted_matmul_no_batch_broadcast(a, b):
-    from refs.checks.einsum import check_matmul
-
-    check_matmul(a, b)
-    if b.ndim > 2:  # every batch of a against b's first matrix
-        b = b[(0,) * (b.ndim - 2)]
-    return refs.matmul(a, b)
-
-
-def _planted_matmul_keeps_promoted_dim(a, b):
-    from refs.checks.einsum import check_matmul
-
-    check_matmul(a, b)
-    return refs.matmul(a if a.ndim > 1 else a[None, :], b)
-
-
-def _planted_matmul_transposed(a, b):
-    return _swap_last(refs.matmul(a, b))
-
-
-PLANTED = (
-    ("einsum", "implicit output in first-seen order, not sorted", _planted_implicit_unsorted),
-    ("einsum", "repeated letter summed, diagonal not taken", _planted_diagonal_not_taken),
-    ("einsum", "last output letter summed and broadcast back", _planted_sums_kept_letter),
-    ("einsum", "result transposed", _planted_einsum_transposed),
-    ("einsum", "implicit output drops the '...' dims", _planted_implicit_drops_ellipsis),
-    ("matmul", "b's first matrix for every batch (no batch broadcasting)",
-     _planted_matmul_no_batch_broadcast),
-    ("matmul", "1-D a not removed from the result", _planted_matmul_keeps_promoted_dim),
-    ("matmul", "result transposed", _planted_matmul_transposed),
 )

@@ -16,8 +16,7 @@ from typing import NamedTuple
 import numpy as np
 from hypothesis import strategies as st
 
-import refs
-from crosscheck.optable import BadCase, Case, Native, OpSpec
+from crosscheck.optable import Case, Native, OpSpec, bad_case
 
 
 class Pair(NamedTuple):
@@ -166,76 +165,17 @@ OPS = (
         name="default_collate",
         topic="loading",
         arg_names=("samples",),
-        cases=lambda: collate_cases().map(lambda c: Case((c.samples(),))),
+        cases=lambda: collate_cases().map(lambda c: Case((c.samples(),), names=("samples",))),
         bad_cases=lambda: mismatch_cases().map(
-            lambda m: BadCase((m.samples(),), ValueError, f"samples[{m.at}]", f"samples[{m.at}]: {m.how}")
+            lambda m: bad_case((m.samples(),), ValueError, f"samples[{m.at}]", f"samples[{m.at}]: {m.how}",
+                               ("samples",))
         ),
         natives=(
             Native("torch.utils.data.default_collate", "torch", _torch_default_collate,
                    unsupported=_torch_tuple_becomes_list),
         ),
         float64_reference=False,  # data movement: every leaf exact in its own dtype
-        known_differences=(
-            "torch's default_collate turns tuples into lists, drops dict keys samples[0] lacks "
-            "and makes [1, 2.5] float32; ours keep the structure and raise ValueError on a "
-            "sample whose structure differs from samples[0]."
-        ),
     ),
 )
 
 PROPERTIES = ()
-
-
-# ------------------------------------------------------------ planted bugs
-
-
-def _planted_tuples_as_lists(samples):
-    """torch's own rule: the batch of tuple samples is a list."""
-
-    def listify(x):
-        if isinstance(x, tuple) and not hasattr(type(x), "_fields"):
-            return [listify(v) for v in x]
-        if isinstance(x, dict):
-            return type(x)((k, listify(v)) for k, v in x.items())
-        return x
-
-    return listify(refs.default_collate(samples))
-
-
-def _planted_float32(samples):
-    """Every float64 leaf narrowed to float32, as a loader with x64 off would."""
-    from crosscheck.optable import map_tree
-
-    return map_tree(refs.default_collate(samples),
-                    lambda a: a.astype(np.float32) if a.dtype == np.float64 else a, np.ndarray)
-
-
-def _planted_plain_dict(samples):
-    """An OrderedDict sample batched into a plain dict: the container type lost."""
-    batch = refs.default_collate(samples)
-    return dict(batch) if isinstance(batch, OrderedDict) else batch
-
-
-def _planted_first_keys_only(samples):
-    """torch's habit: dict keys that samples[0] lacks are dropped instead of rejected."""
-
-    def trim(x, like):
-        if isinstance(x, dict) and isinstance(like, dict):
-            return type(x)((k, trim(x[k], like[k])) for k in like if k in x)
-        return x
-
-    return refs.default_collate([samples[0]] + [trim(s, samples[0]) for s in samples[1:]])
-
-
-def _planted_reversed(samples):
-    """The samples stacked in reverse order."""
-    return refs.default_collate(list(samples)[::-1])
-
-
-PLANTED = (
-    ("default_collate", "tuples become lists", _planted_tuples_as_lists),
-    ("default_collate", "float64 leaves narrowed to float32", _planted_float32),
-    ("default_collate", "samples stacked in reverse order", _planted_reversed),
-    ("default_collate", "an OrderedDict batched into a plain dict", _planted_plain_dict),
-    ("default_collate", "dict keys samples[0] lacks dropped", _planted_first_keys_only),
-)

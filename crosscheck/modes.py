@@ -1,0 +1,148 @@
+"""Execution modes: the same target run eagerly, under ``jax.jit``, or under ``torch.compile``.
+
+A framework's compiled path is another implementation of the op: XLA fuses and
+reorders what eager JAX dispatches op by op, and Inductor writes its own
+kernels (``torch.compile`` returning stale zeros for a ``scatter_add_``
+followed by a gather, pytorch/pytorch#191571). So a target has a mode, and a
+compiled target is its own row of the matrix and its own test id:
+
+* ``eager`` -- the call as written (every framework);
+* ``jit`` -- JAX targets under ``jax.jit``. Every array argument (also inside
+  dicts, lists, tuples) is traced; everything else (``dim``, ``kernel_size``,
+  the einsum subscripts) is static, so one compilation serves each shape;
+* ``compile`` -- torch targets under ``torch.compile(dynamic=True)`` with the
+  Inductor backend. On CPU Inductor writes and compiles C++, so it needs a C++
+  compiler; where none is found the cells are skipped with that reason.
+  Dynamo's recompile limit is lifted: past it, torch would quietly run the
+  function eagerly, and a "compiled" cell would test nothing compiled.
+
+Compiling costs time per new shape (JAX ~50 ms on CPU; Inductor 1-3 s, or a
+fraction of that from its on-disk cache), so the default run is eager only and
+the regression run (``python -m crosscheck --regression``) adds the compiled
+modes. Where a compiled mode cannot honour a promise, the op or property says
+so: under ``jit`` a traced index cannot be range-checked before the kernel, so
+``jax_impl`` falls back to fill / drop and the bad-input property counts those
+faults as known (``checkify`` turns them into errors).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+
+from refs.trees import map_tree
+
+MODES = ("eager", "jit", "compile")
+#: the framework each compiled mode belongs to
+FRAMEWORK = {"jit": "jax", "compile": "torch"}
+DEFAULT = ("eager",)
+
+
+def supports(mode: str, framework: str) -> bool:
+    return mode == "eager" or FRAMEWORK.get(mode) == framework
+
+
+@functools.cache
+def unavailable(mode: str) -> str | None:
+    """Why ``mode`` cannot run on this machine, or None."""
+    if mode != "compile":
+        return None
+    from crosscheck.backends import load_torch
+
+    torch = load_torch()
+    if not hasattr(torch, "compile"):
+        return f"torch {torch.__version__} has no torch.compile"
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    if not cxx:
+        return ("torch.compile (Inductor) needs a C++ compiler on CPU and none was found "
+                "(install g++ or set CXX)")
+    return None
+
+
+def wrap(fn, mode: str):
+    """``fn`` as ``mode`` runs it (cached per function, so compilations are shared)."""
+    if mode == "eager":
+        return fn
+    if mode == "jit":
+        return _jitted(fn)
+    if mode == "compile":
+        return _compiled(fn)
+    raise ValueError(f"wrap(): unknown mode {mode!r}; known: {MODES}")
+
+
+# --------------------------------------------------------------------- jax.jit
+
+
+class _Slot:
+    """Where the ``i``-th traced array goes back into the arguments."""
+
+    __slots__ = ("i",)
+
+    def __init__(self, i: int):
+        self.i = i
+
+    def __eq__(self, other):
+        return isinstance(other, _Slot) and other.i == self.i
+
+    def __hash__(self):
+        return hash(("slot", self.i))
+
+
+def _freeze(tree):
+    """A hashable stand-in for the static part of ``tree`` (containers and their types kept)."""
+    if isinstance(tree, dict):
+        return (type(tree), tuple((k, _freeze(v)) for k, v in tree.items()))
+    if isinstance(tree, (list, tuple)):
+        return (type(tree), tuple(_freeze(v) for v in tree))
+    hash(tree)  # an unhashable static argument cannot be a jit constant: TypeError
+    return tree
+
+
+@functools.cache
+def _jitted(fn):
+    import jax
+
+    compiled = {}
+
+    def call(*args):
+        arrays = []
+
+        def slot(a):
+            arrays.append(a)
+            return _Slot(len(arrays) - 1)
+
+        skeleton = map_tree(args, slot, jax.Array)
+        key = _freeze(skeleton)
+        if key not in compiled:
+
+            def traced(*xs, skeleton=skeleton):
+                return fn(*map_tree(skeleton, lambda s: xs[s.i], _Slot))
+
+            compiled[key] = jax.jit(traced)
+        return compiled[key](*arrays)
+
+    call.__wrapped__ = fn
+    return call
+
+
+# --------------------------------------------------------------- torch.compile
+
+
+@functools.cache
+def _compiled(fn):
+    from crosscheck.backends import load_torch
+
+    torch = load_torch()
+    _configure_dynamo(torch)
+    return torch.compile(fn, dynamic=True)
+
+
+@functools.cache
+def _configure_dynamo(torch) -> None:
+    config = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
+                 "accumulated_cache_size_limit"):
+        if hasattr(config, name):
+            setattr(config, name, 100_000)
+
