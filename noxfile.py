@@ -1,30 +1,110 @@
 """Sessions of the cross-check suite. ``nox --list`` shows them; ``nox`` runs the default set.
 
-CPU sessions install the CPU wheel of torch pinned below (plain ``torch``
-resolves to a multi-GB CUDA build); set ``CROSSCHECK_TORCH`` to test another
-torch, e.g. ``CROSSCHECK_TORCH="torch==2.11.0" nox -s tests``. The ``cuda``
-session runs in the ambient environment, because the GPU machines we use have
-torch + jax with CUDA installed but no nox and no network.
+Sessions run on the first of CPython 3.11, 3.12, 3.13 found on PATH and fail (never
+skip) when there is none. Knobs, read from the environment:
+
+* ``CROSSCHECK_TORCH``: the torch requirement (default the pinned CPU wheel below;
+  plain ``torch`` resolves to a multi-GB CUDA build), e.g. ``"torch==2.11.0"``;
+* ``CROSSCHECK_JAX``: the JAX requirement (default ``jax``), e.g. ``"jax==0.9.2"``;
+* ``CROSSCHECK_PIP_ARGS``: extra pip options for installing those two, e.g.
+  ``"--index-url https://download.pytorch.org/whl/nightly/cpu --pre"``.
+
+A reused venv remembers the framework requirements it was built with (a marker file
+in the venv) and reinstalls them when they change. The ``cuda`` session runs in the
+ambient environment, because the GPU machines we use have torch + jax with CUDA
+installed but no nox and no network. ``nox -s versions`` runs the report under each
+environment of the ``VERSIONS`` table below and compares each with the first.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shlex
+import shutil
+import subprocess
 import sys
 from importlib.util import find_spec
+from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["lint", "tests", "doctest"]
 nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
 
-PYTHON = "3.11"
+SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13")
 TORCH = os.environ.get("CROSSCHECK_TORCH", "torch==2.13.0")
+JAX = os.environ.get("CROSSCHECK_JAX", "jax")
+PIP_ARGS = shlex.split(os.environ.get("CROSSCHECK_PIP_ARGS", ""))
 JAX_CACHE = {"CROSSCHECK_JAX_CACHE": os.path.abspath(".cache/jax")}
+MARKER = "crosscheck-frameworks.json"
+
+# nox -s versions: name -> requirements replacing the defaults (TORCH, JAX) of the same
+# project; the first is the baseline the others are compared with. Newest on PyPI when
+# written: jax/jaxlib 0.10.2 and 0.9.2; numpy 2.4 and 2.3 (jax 0.10 needs numpy >= 2.0).
+# Override with CROSSCHECK_VERSIONS: names of this table, comma-separated (a subset, in
+# that order), or a JSON object {"name": ["requirement", ...], ...} replacing it.
+VERSIONS: dict[str, list[str]] = {
+    "jax0.10.2-np2.4": ["jax==0.10.2", "jaxlib==0.10.2", "numpy==2.4.*"],
+    "jax0.9.2-np2.4": ["jax==0.9.2", "jaxlib==0.9.2", "numpy==2.4.*"],
+    "jax0.10.2-np2.3": ["jax==0.10.2", "jaxlib==0.10.2", "numpy==2.3.*"],
+}
+
+
+def _first_python() -> str:
+    """The first supported CPython that runs; the oldest when none does (nox then fails)."""
+    for version in SUPPORTED_PYTHONS:
+        path = shutil.which(f"python{version}")
+        if path is None:
+            continue
+        try:  # a pyenv shim exists for versions that are installed but not selected
+            ok = subprocess.run([path, "-c", ""], capture_output=True, timeout=30).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+        if ok:
+            return version
+    return SUPPORTED_PYTHONS[0]
+
+
+PYTHON = _first_python()
+
+
+def _project(requirement: str) -> str:
+    match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement.strip())
+    return re.sub(r"[-_.]+", "-", match.group(0)).lower() if match else requirement
+
+
+def _frameworks(session: nox.Session, requirements: list[str], venv: Path, python: str) -> None:
+    """pip-install ``requirements`` with PIP_ARGS; reinstall those that changed since the
+    venv's last install (all of them when PIP_ARGS changed)."""
+    wanted = {"requirements": requirements, "pip_args": PIP_ARGS}
+    marker = venv / MARKER
+    try:
+        last = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        last = None  # a new venv, or one built before the marker existed
+    if last is not None and last != wanted:
+        # --force-reinstall: an installed torch 2.13.0+cpu satisfies "torch==2.13.0" from
+        # another index, and an installed jax satisfies a plain "jax" with --pre
+        changed = requirements if last.get("pip_args") != PIP_ARGS else [
+            r for r in requirements if r not in last.get("requirements", [])]
+        session.log(f"framework requirements changed since this venv was built: {last}")
+        if changed:
+            session.run(python, "-m", "pip", "install", *PIP_ARGS, "--upgrade",
+                        "--force-reinstall", *changed, external=True)
+    session.run(python, "-m", "pip", "install", *PIP_ARGS, *requirements, external=True)
+    marker.write_text(json.dumps(wanted))
 
 
 def _install(session: nox.Session, *extras: str) -> None:
-    session.install(TORCH)
+    # nox's --no-install on a reused venv skips installs (nox keeps the flag private)
+    if getattr(session._runner.global_config, "no_install", False) and getattr(
+            session.virtualenv, "_reused", False):
+        return
+    venv = Path(session.virtualenv.location)
+    _frameworks(session, [TORCH, JAX], venv, str(venv / "bin" / "python"))
     session.install("-e", f".[{','.join(('jax', *extras))}]")
 
 
@@ -89,7 +169,7 @@ def bench(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff over the whole tree."""
     session.install("ruff>=0.5")
-    session.run("ruff", "check", ".")
+    session.run("ruff", "check", ".", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -98,5 +178,102 @@ def doctest(session: nox.Session) -> None:
     _install(session, "test")
     session.run(
         "pytest", "--doctest-modules", "refs", "torch_impl", "crosscheck/jax_impl",
-        "-p", "no:cacheprovider", env={"CROSSCHECK_PROFILE": "dev"},
+        "-p", "no:cacheprovider", *session.posargs, env={"CROSSCHECK_PROFILE": "dev"},
     )
+
+
+# ---------------------------------------------------------------- nox -s versions
+
+
+def _versions_table(session: nox.Session) -> dict[str, list[str]]:
+    raw = os.environ.get("CROSSCHECK_VERSIONS", "").strip()
+    if not raw:
+        table = VERSIONS
+    elif raw.startswith("{"):
+        table = json.loads(raw)
+        if not all(isinstance(v, list) and all(isinstance(r, str) for r in v)
+                   for v in table.values()):
+            session.error("CROSSCHECK_VERSIONS: a JSON object of name -> list of requirements")
+    else:
+        names = [n.strip() for n in raw.split(",") if n.strip()]
+        unknown = [n for n in names if n not in VERSIONS]
+        if unknown:
+            session.error(f"CROSSCHECK_VERSIONS names {unknown}; the table has {list(VERSIONS)}")
+        table = {n: VERSIONS[n] for n in names}
+    bad = [n for n in table if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", n)]
+    if bad or len(table) < 2:
+        session.error(f"versions: need two or more environments named [A-Za-z0-9._+-]; got "
+                      f"{list(table)}")
+    return table
+
+
+def _requirements(row: list[str]) -> list[str]:
+    """The defaults (TORCH, JAX) with the row's requirements replacing those of its projects."""
+    named = {_project(r) for r in row}
+    return [r for r in (TORCH, JAX) if _project(r) not in named] + list(row)
+
+
+def _version_env(session: nox.Session, location: Path, requirements: list[str]) -> str:
+    """A venv at ``location`` with ``requirements`` and this checkout; its python."""
+    python = location / "bin" / "python"
+    if not python.exists():
+        session.run("python", "-m", "venv", str(location))
+    _frameworks(session, requirements, location, str(python))
+    session.run(str(python), "-m", "pip", "install", "-e", ".[jax,harness]", external=True)
+    return str(python)
+
+
+def _cell_counts(doc: dict) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for c in doc.get("cells", []):
+        counts[c.get("status", "?")] = counts.get(c.get("status", "?"), 0) + 1
+    return counts
+
+
+@nox.session(python=PYTHON, default=False)
+def versions(session: nox.Session) -> None:
+    """The report under each VERSIONS environment, compared with the first; fails only if an environment cannot be built (worse cells are reported, not fatal)."""
+    table = _versions_table(session)
+    args = list(session.posargs)
+    examples = int(args.pop(0)) if args and args[0].isdigit() else 20
+    out = Path("reports") / "versions"
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(session.virtualenv.location).parent
+    pythons, docs = {}, {}
+    for name, row in table.items():
+        session.log(f"versions: building {name}: {' '.join(_requirements(row))}")
+        pythons[name] = python = _version_env(session, root / f"versions-{name}",
+                                              _requirements(row))
+        path = out / f"{name}.json"
+        # exit 1 (a disagreement) is a result; 2 (a backend missing) or a crash is not
+        session.run(python, "-m", "crosscheck", "--examples", str(examples), *args,
+                    "--json", str(path), external=True, success_codes=[0, 1], env=JAX_CACHE)
+        doc = json.loads(path.read_text())
+        if not (doc.get("meta") or {}).get("environment"):
+            # a report that predates meta.environment: record it from the same venv
+            env = session.run(python, "-m", "crosscheck.environment", "--profile", "ci",
+                              external=True, silent=True, env=JAX_CACHE)
+            doc.setdefault("meta", {})["environment"] = json.loads(env)
+            doc["meta"]["environment_added_by"] = "nox -s versions"
+            path.write_text(json.dumps(doc, indent=1) + "\n")
+        docs[name] = doc
+
+    first = next(iter(table))
+    verdicts = {first: "(baseline)"}
+    for name in list(table)[1:]:
+        text = session.run(pythons[first], "-m", "crosscheck", "compare",
+                           str(out / f"{first}.json"), str(out / f"{name}.json"),
+                           "--json", str(out / f"compare-{name}.json"),
+                           external=True, silent=True, success_codes=[0, 1])
+        (out / f"compare-{name}.txt").write_text(text)
+        print(f"\n===== {first} -> {name} =====\n{text}")
+        verdicts[name] = text.strip().splitlines()[-1].removeprefix("verdict: ")
+
+    session.log(f"versions: {examples} examples per cell; reports and comparisons in {out}/")
+    for name, doc in docs.items():
+        packages = doc["meta"]["environment"].get("packages", {})
+        versions_ = " ".join(f"{k} {packages.get(k)}" for k in ("jax", "jaxlib", "numpy", "torch"))
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(_cell_counts(doc).items()))
+        seconds = sum(c.get("seconds") or 0 for c in doc.get("cells", []))
+        session.log(f"  {name}: {versions_}; cells: {counts}; {seconds:.0f} s in cells")
+        session.log(f"    {verdicts[name]}")

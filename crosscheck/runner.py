@@ -135,11 +135,12 @@ def run(
 
     # each (property, target) gets its own key in the example database
     check._hypothesis_internal_add_digest = f"{prop.op}.{prop.name}.{target.label}".encode()
-    if profile is not None or max_examples is not None:
-        base = profile if profile is not None else settings.default
-        check = settings(base, **({} if max_examples is None else {"max_examples": max_examples}))(check)
+    # the seed first: hypothesis's seed() drops the example database of any settings
+    # applied before it, and a regression run must replay (and keep) what it found
     if seed is not None:
         check = hypothesis_seed(seed)(check)
+    base = profile if profile is not None else settings.default
+    check = settings(base, **({} if max_examples is None else {"max_examples": max_examples}))(check)
     check()
     outcome.historic = len(historic)  # explicit examples always run, before any drawn one
     return outcome
