@@ -38,7 +38,9 @@ SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13")
 TORCH = os.environ.get("CROSSCHECK_TORCH", "torch==2.13.0")
 JAX = os.environ.get("CROSSCHECK_JAX", "jax")
 PIP_ARGS = shlex.split(os.environ.get("CROSSCHECK_PIP_ARGS", ""))
-JAX_CACHE = {"CROSSCHECK_JAX_CACHE": os.path.abspath(".cache/jax")}
+# compiled kernels kept across runs: JAX's persistent cache and Inductor's (torch.compile)
+JAX_CACHE = {"CROSSCHECK_JAX_CACHE": os.path.abspath(".cache/jax"),
+             "TORCHINDUCTOR_CACHE_DIR": os.path.abspath(".cache/torchinductor")}
 MARKER = "crosscheck-frameworks.json"
 
 # nox -s versions: name -> requirements replacing the defaults (TORCH, JAX) of the same
@@ -142,11 +144,13 @@ def report(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def regression(session: nox.Session) -> None:
-    """Long property run (1000 examples each), replaying the kept example database first."""
-    _install(session, "test")
+    """Long run of the regression tier (modes, layouts, large sizes), replaying the example database first."""
+    _install(session, "harness")
+    os.makedirs("reports", exist_ok=True)
+    args = session.posargs or ["--examples", "200"]
     session.run(
-        "pytest", "-n", "auto", "tests/test_properties.py", *session.posargs,
-        env={"CROSSCHECK_PROFILE": "regression", **JAX_CACHE},
+        "python", "-m", "crosscheck", "--regression", "--json", "reports/regression.json",
+        "--log", "reports/regression.log", *args, env=JAX_CACHE,
     )
 
 

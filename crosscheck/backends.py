@@ -157,9 +157,9 @@ def _missing(name: str) -> str | None:
     return None
 
 
-def requested() -> tuple[str, ...] | None:
-    """Backends named in ``CROSSCHECK_BACKENDS`` (comma-separated), or None."""
-    raw = os.environ.get(ENV_VAR, "").strip()
+def requested(raw: str | None = None) -> tuple[str, ...] | None:
+    """Backends named in ``raw`` or else ``CROSSCHECK_BACKENDS`` (comma-separated), or None."""
+    raw = (os.environ.get(ENV_VAR, "") if raw is None else raw).strip()
     if not raw:
         return None
     names = tuple(n.strip() for n in raw.split(",") if n.strip())
@@ -171,9 +171,10 @@ def requested() -> tuple[str, ...] | None:
     return names
 
 
-def selected() -> list[Backend]:
-    """The backends to run: the requested ones (all must be present) or all known."""
-    names = requested()
+def selected(raw: str | None = None) -> list[Backend]:
+    """The backends to run: the requested ones (``raw``, else ``CROSSCHECK_BACKENDS``; all
+    must be present) or all known."""
+    names = requested(raw)
     if names is None:
         return [Backend(n) for n in ALL_BACKENDS]
     missing = {n: _missing(n) for n in names if _missing(n)}

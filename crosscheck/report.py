@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as futures
+import contextlib
 import json
 import multiprocessing
 import os
@@ -94,6 +95,7 @@ def parse_args(argv=None):
                    help="run shard I of N (0 <= I < N): a deterministic slice of the cells; join the "
                    "shards' JSON with 'python -m crosscheck merge'")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the run record as JSON")
+    p.add_argument("--log", default=None, metavar="PATH", help="also write what is printed to PATH")
     p.add_argument("--list", action="store_true",
                    help="list the cells and the historic cases, run nothing")
     return p.parse_args(argv)
@@ -127,10 +129,8 @@ def _select(args) -> tuple[Plan, list, list]:
     """The plan of this run, the backends present and those absent; SelectionError if wrong."""
     from crosscheck.ops import BY_NAME, OPS, targets
 
-    if args.backends:
-        os.environ[backends_mod.ENV_VAR] = args.backends
     try:
-        chosen = backends_mod.selected()
+        chosen = backends_mod.selected(args.backends)
     except backends_mod.BackendUnavailable as e:
         raise SelectionError(str(e)) from e
     selection = REGRESSION if args.regression else DEFAULT
@@ -208,9 +208,11 @@ def run_cell(prop, target, plan: Plan) -> Cell:
     from crosscheck import profiles, runner  # noqa: F401 - profiles registers the profiles
     from crosscheck.ops import historic
 
-    # the ci profile, quiet and seeded; passed per run, not loaded, so that calling
+    # the ci profile (the regression profile, with its example database, for the
+    # regression tier), quiet and seeded; passed per run, not loaded, so that calling
     # main() from a test leaves the process's hypothesis settings as they were
-    quiet = settings(settings.get_profile("ci"), verbosity=Verbosity.quiet, derandomize=False,
+    base = settings.get_profile("regression" if plan.selection.tier == "regression" else "ci")
+    quiet = settings(base, verbosity=Verbosity.quiet, derandomize=False,
                      max_examples=plan.examples)
     cell = Cell(prop.op, prop.name, target.impl, target.mode, target.name, target.backend.name,
                 target.backend.device)
@@ -271,6 +273,30 @@ def run_all(plan: Plan, todo: list, indices: list[int], jobs: int, on_cell) -> l
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.log:
+        os.makedirs(os.path.dirname(os.path.abspath(args.log)), exist_ok=True)
+        with open(args.log, "w") as log, contextlib.redirect_stdout(_Tee(sys.stdout, log)):
+            return _main(args)
+    return _main(args)
+
+
+class _Tee:
+    """A text stream writing to several others (the console and a log file)."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for s in self.streams:
+            s.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for s in self.streams:
+            s.flush()
+
+
+def _main(args) -> int:
     try:
         _require_harness()
         plan, present, absent = _select(args)

@@ -1,25 +1,34 @@
-"""The main job's contract: a matrix, JSON, and a non-zero exit on any disagreement."""
+"""The main job's contract: a matrix, a run record, honest exit codes, shards that merge."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
 import crosscheck.ops
-from crosscheck import report
+from crosscheck import backends, report, runs
 from crosscheck.backends import Backend
 from crosscheck.optable import Target
 from crosscheck.planted import PLANTED
 
+CHEAP = ["--ops", "gather", "--impls", "refs,np.take_along_axis", "--examples", "5", "-j", "1"]
 
-def test_report_agrees_on_refs_and_writes_json(tmp_path, capsys):
+
+def test_report_agrees_on_refs_and_writes_a_run_record(tmp_path, capsys):
     out = tmp_path / "r.json"
-    status = report.main(["--ops", "gather", "--impls", "refs", "--examples", "5",
-                          "--json", str(out)])
-    assert status == 0
+    assert report.main([*CHEAP, "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "gather       refs" in printed and "agree" in printed
-    cells = json.loads(out.read_text())["cells"]
-    assert cells and all(c["status"] == "agree" and c["examples"] > 0 for c in cells)
+    assert "commit" in printed, "the console header names the suite's commit"
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == 2
+    env = doc["meta"]["environment"]
+    assert env["packages"]["numpy"] and env["commit"]
+    assert doc["meta"]["selection"]["tier"] == "default" and doc["meta"]["seed"] == 0
+    cells = doc["cells"]
+    assert cells and all(c["status"] == "agree" and c["compared"] > 0 for c in cells)
+    assert {c["target"] for c in cells} == {"refs", "np.take_along_axis"}
 
 
 def test_report_exits_non_zero_on_a_disagreement(monkeypatch, capsys):
@@ -32,12 +41,76 @@ def test_report_exits_non_zero_on_a_disagreement(monkeypatch, capsys):
         return [(p, bad) for p, _ in cells if p.name == "agrees_with_ref" and p.op == "gather"][:1]
 
     monkeypatch.setattr(crosscheck.ops, "cells", with_planted)
-    status = report.main(["--ops", "gather", "--examples", "50"])
+    status = report.main(["--ops", "gather", "--examples", "50", "-j", "1"])
     printed = capsys.readouterr().out
     assert status == 1
     assert "DISAGREE" in printed and "reproduce (numpy)" in printed
 
 
-def test_unknown_op_is_a_usage_error(capsys):
-    assert report.main(["--ops", "gathr"]) == 2
-    assert "unknown ops" in capsys.readouterr().err
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--ops", "gathr"], "unknown ops"),
+    (["--impls", "torch.gathr"], "unknown implementations"),
+    (["--devices", "gpu"], "unknown devices"),
+    (["--modes", "jitt"], "unknown modes"),
+    (["--backends", "numpy,tpu"], "unknown backends"),
+    (["--shard", "2/2"], "--shard"),
+    (["--ops", "gather", "--impls", "torch_impl", "--backends", "numpy"], "matches no cell"),
+])
+def test_a_selection_that_matches_nothing_exits_2(args, needle, capsys):
+    assert report.main([*args, "--examples", "1", "-j", "1"]) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_an_absent_device_exits_2(capsys):
+    if Backend("torch-cuda").missing() is None or Backend("jax-cuda").missing() is None:
+        pytest.skip("a CUDA device is present here, so --devices cuda selects something")
+    assert report.main(["--devices", "cuda", "--examples", "1", "-j", "1"]) == 2
+    assert "no backend on devices ['cuda'] is present" in capsys.readouterr().err
+
+
+def test_a_run_that_compares_nothing_fails(monkeypatch, capsys):
+    """Every example a documented difference: the cells are 'known', and the run is no success."""
+    real = crosscheck.ops.cells
+
+    def unsupported(backends, ops=None, selection=None):
+        cells = real(backends, ops)
+        prop, target = next((p, t) for p, t in cells if p.name == "agrees_with_ref"
+                            and t.impl == "np.take_along_axis")
+        native = target.native.__class__(**{**target.native.__dict__,
+                                            "unsupported": lambda case, t: "declared unsupported"})
+        return [(prop, Target(target.op, target.impl, target.backend, native))]
+
+    monkeypatch.setattr(crosscheck.ops, "cells", unsupported)
+    assert report.main(["--ops", "gather", "--examples", "5", "-j", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "known" in captured.out and "checked nothing" in captured.err
+
+
+def test_shards_merge_into_the_unsharded_run(tmp_path, capsys):
+    """python -m crosscheck --shard I/N on N machines, then merge: the same matrix, cell for cell."""
+    if backends.Backend("jax-cpu").missing():
+        pytest.skip("needs jax-cpu for a mix of backends")
+    args = ["--ops", "gather", "--impls", "refs,torch_impl,jax_impl", "--examples", "4", "-j", "1"]
+    whole = tmp_path / "whole.json"
+    assert report.main([*args, "--json", str(whole)]) == 0
+    parts = []
+    for i in range(3):
+        part = tmp_path / f"shard{i}.json"
+        assert report.main([*args, "--shard", f"{i}/3", "--json", str(part)]) == 0
+        parts.append(runs.load(str(part)))
+    merged = runs.merge(parts)
+    expected = runs.load(str(whole))
+
+    def cells(doc):
+        keep = ("status", "drawn", "compared", "historic", "known", "worst_ratio", "layouts")
+        return {runs.cell_key(c): {k: c[k] for k in keep} for c in doc["cells"]}
+
+    assert cells(merged) == cells(expected)
+    assert len(merged["cells"]) == len(expected["cells"]) > 3
+    capsys.readouterr()
+
+
+def test_list_names_the_historic_cases(capsys):
+    assert report.main(["--ops", "gather", "--list"]) == 0
+    printed = capsys.readouterr().out
+    assert "historic cases" in printed and "https://github.com/pytorch/pytorch/issues/129093" in printed

@@ -140,8 +140,6 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.torch_hugepages:
         use_torch_hugepages()
-    if args.backends:
-        os.environ[backends_mod.ENV_VAR] = args.backends
 
     wanted = set(args.ops.split(",")) if args.ops else None
     devices = set(args.devices.split(",")) if args.devices else None
@@ -150,7 +148,7 @@ def main(argv=None) -> int:
               f"{'ratio':>6} {'ours GB/s':>10} {'native GB/s':>11}  native")
     print(header)
     print("-" * len(header))
-    for backend in backends_mod.available():
+    for backend in [b for b in backends_mod.selected(args.backends) if b.missing() is None]:
         if backend.framework == "numpy" or (devices and backend.device not in devices):
             continue
         ceiling = copy_bandwidth(backend)
