@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import refs
 from crosscheck import backends
 from crosscheck.bench.cases import EXAMPLES
 from crosscheck.compare import Mismatch, assert_close
-from crosscheck.ops import BY_NAME
+from crosscheck.layouts import Layout
+from crosscheck.ops import BY_NAME, OPS
 from crosscheck.optable import Case, Target
 from crosscheck.reproduce import reproducers
 from crosscheck.tolerance import EXACT, for_dtype, gamma, rounding_bound
@@ -116,3 +118,105 @@ def test_assert_close_holds_container_types():
         assert_close({"a": np.zeros(1)}, OrderedDict(a=np.zeros(1)))
     with pytest.raises(Mismatch, match="expected a tuple of 1"):
         assert_close([np.zeros(1)], (np.zeros(1),))
+
+
+# ------------------------------------------------------------------ layouts, modes, sizes
+
+
+LAYOUTS = [Layout(), Layout("strided"), Layout("offset", offset=3), Layout("expanded", dim=1),
+           Layout("permuted", perm=(2, 0, 1)), Layout("channels_last")]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=str)
+def test_a_layout_changes_strides_not_values(layout, require_backend):
+    require_backend(backends.Backend("torch-cpu"))
+    import torch
+
+    shape = (2, 3, 4, 5) if layout.kind == "channels_last" else (2, 3, 4)
+    a = layout.prepare(np.arange(np.prod(shape), dtype=np.float32).reshape(shape))
+    t = backends.Backend("torch-cpu").asarray(a, layout)
+    np.testing.assert_array_equal(t.numpy(), a)
+    plain = torch.from_numpy(a)
+    if layout.kind == "contiguous":
+        assert t.is_contiguous()
+    else:
+        assert t.stride() != plain.stride() or t.storage_offset() != 0, f"{layout} did nothing"
+    # the reproducer's source gives the very same strides
+    rebuilt = eval(layout.torch_code("torch.from_numpy(a)"), {"torch": torch, "a": a})  # noqa: S307
+    assert (rebuilt.stride(), rebuilt.storage_offset()) == (t.stride(), t.storage_offset())
+    assert torch.equal(rebuilt, t)
+
+
+def test_an_expanded_layout_refuses_values_that_differ_along_its_dim(require_backend):
+    require_backend(backends.Backend("torch-cpu"))
+    with pytest.raises(ValueError, match="equal along dim 1"):
+        backends.Backend("torch-cpu").asarray(np.arange(6.0).reshape(2, 3), Layout("expanded", dim=1))
+
+
+def test_the_torch_reproducer_rebuilds_the_layout(require_backend):
+    require_backend(backends.Backend("torch-cpu"))
+
+    index = np.broadcast_to(np.array([[1], [0]]), (2, 3)).copy()
+    case = Case((np.arange(6.0).reshape(2, 3), 1, index),
+                (Layout("permuted", perm=(1, 0)), None, Layout("expanded", dim=1)),
+                ("input", "dim", "index"))
+    target = Target(BY_NAME["gather"], "torch_impl", backends.Backend("torch-cpu"))
+    line = next(x for x in reproducers(target, case).splitlines() if x.startswith("reproduce (torch)"))
+    seen = []
+    namespace = {"print": seen.append}
+    exec(line.split(": ", 1)[1], namespace)  # noqa: S102 - our own line
+    torch_args = target.convert(case)
+    np.testing.assert_array_equal(seen[0].numpy(), refs.gather(*case.args))
+    assert torch_args[2].stride() == (1, 0) and torch_args[0].stride() == (1, 2)
+    assert "expand" in line and "permute" in line
+
+
+def test_jit_mode_compiles_once_per_static_call(require_backend):
+    require_backend(backends.Backend("jax-cpu"))
+    import jax.numpy as jnp
+
+    from crosscheck import modes
+
+    traced = []
+
+    def f(x, k, tree):
+        traced.append(k)
+        return x * k + tree["y"]
+
+    g = modes.wrap(f, "jit")
+    for _ in range(3):
+        out = g(jnp.ones(3), 2, {"y": jnp.zeros(3)})
+    np.testing.assert_array_equal(np.asarray(out), [2.0, 2.0, 2.0])
+    g(jnp.ones(3), 3, {"y": jnp.zeros(3)})  # another static value: one more trace
+    assert traced == [2, 3], "the array arguments are traced, the rest is static"
+    assert modes.wrap(f, "jit") is g, "one wrapper per function, so compilations are shared"
+
+
+def test_compile_mode_is_torch_compile(require_backend):
+    require_backend(backends.Backend("torch-cpu"))
+    from crosscheck import modes
+
+    why = modes.unavailable("compile")
+    if why:
+        pytest.skip(why)
+    target = Target(BY_NAME["gather"], "torch_impl", backends.Backend("torch-cpu"), mode="compile")
+    assert target.name == "torch_impl[compile]"
+    assert "torch._dynamo" in type(target.fn).__module__ or hasattr(target.fn, "_torchdynamo_orig_callable")
+
+
+@pytest.mark.parametrize("op", [op.name for op in OPS if op.large is not None])
+def test_large_cases_are_large_and_rebuilt_from_their_seed(op):
+    from crosscheck import sizes
+    from crosscheck.ops import large_args
+    from refs.trees import leaves
+
+    spec = BY_NAME[op]
+    for seed in (0, 1, 2):
+        args = large_args(op, seed)
+        arrays = leaves(args, np.ndarray)
+        if arrays and all(isinstance(a, np.ndarray) for a in args[:1]):  # a tensor op
+            biggest = max(a.size for a in arrays)
+            assert sizes.SMALLEST <= biggest <= 4 * sizes.LARGEST, f"{op} {seed}: {biggest} elements"
+        again = spec.large(sizes.rng(seed))
+        for a, b in zip(leaves(args, np.ndarray), leaves(again, np.ndarray)):
+            np.testing.assert_array_equal(a, b)
