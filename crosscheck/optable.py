@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from crosscheck import modes as modes_
@@ -89,8 +90,9 @@ class Fault:
 
     ``apply(draw, call)`` gets the valid call as a dict of named arguments and
     returns the broken one (a dict), or ``(dict, argument)`` where the argument
-    the message must name depends on the draw (``samples[3]``), or None where
-    the fault cannot apply to this call. ``needs_values``: detectable only with
+    the message must name depends on the draw (``samples[3]``), or ``(dict,
+    argument, quoted)`` where the message must also quote the offending value
+    (``index[0, 1] = 7``), or None where the fault cannot apply to this call. ``needs_values``: detectable only with
     the array's values in hand (an index out of range), not from shapes and
     dtypes -- under ``jax.jit`` the values are traced.
     """
@@ -109,6 +111,7 @@ class BadCase:
     case: Case
     fault: Fault
     argument: str  # the argument the message must name
+    quoted: str | None = None  # the value, as the message must quote it (None: not checked)
 
     @property
     def args(self) -> tuple:
@@ -124,10 +127,11 @@ class BadCase:
 
 
 def bad_case(args: tuple, exception: type[Exception], argument: str, why: str,
-             names: tuple[str, ...] = (), needs_values: bool = False) -> BadCase:
+             names: tuple[str, ...] = (), needs_values: bool = False,
+             quoted: str | None = None) -> BadCase:
     """A :class:`BadCase` written out by hand (a historic case, a fixed example)."""
     fault = Fault(why, argument, exception, lambda draw, call: None, needs_values)
-    return BadCase(Case(tuple(args), names=tuple(names)), fault, argument)
+    return BadCase(Case(tuple(args), names=tuple(names)), fault, argument, quoted)
 
 
 def bad_calls(names: tuple[str, ...], valid: Callable[[], Any], faults: tuple[Fault, ...]):
@@ -142,15 +146,13 @@ def bad_calls(names: tuple[str, ...], valid: Callable[[], Any], faults: tuple[Fa
             call.pop(names[-1])
             call[names[-1][1:]] = tuple(case.args[len(names) - 1:])
         broken = fault.apply(draw, call)
-        if broken is None:
-            from hypothesis import assume
-
-            assume(False)
-        broken, argument = broken if isinstance(broken, tuple) else (broken, fault.argument)
+        assume(broken is not None)
+        broken, argument, quoted = (*broken, None, None)[:3] if isinstance(broken, tuple) else (
+            broken, fault.argument, None)
         args = [broken[n] for n in names if not n.startswith("*")]
         if names and names[-1].startswith("*"):
             args += list(broken[names[-1][1:]])
-        return BadCase(Case(tuple(args), names=names), fault, argument)
+        return BadCase(Case(tuple(args), names=names), fault, argument, quoted)
 
     return draw_bad()
 
@@ -417,6 +419,9 @@ class Property:
     tier: str = "default"
     #: the modes it runs in (default: every mode the target has)
     modes: tuple[str, ...] = modes_.MODES
+    #: at most this many drawn examples per run, whatever the run asks for (for checks
+    #: that start processes: a loader's workers cost a fork and a join each)
+    max_examples: int | None = None
 
 
 def agrees_with_ref(op: OpSpec) -> Property:
@@ -464,6 +469,11 @@ def rejects_bad_input(op: OpSpec) -> Property:
                 raise AssertionError(
                     f"{target.label} raised {type(e).__name__} for {bad.why}, but the "
                     f"message does not name {op.name}() and {bad.argument!r}: {message}"
+                ) from e
+            if bad.quoted is not None and bad.quoted not in message:
+                raise AssertionError(
+                    f"{target.label} raised {type(e).__name__} for {bad.why}, but the "
+                    f"message does not quote the value {bad.quoted!r}: {message}"
                 ) from e
             return Comparison()
         except Exception as e:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from crosscheck.optable import Case, Target, call_of
+from crosscheck.optable import OURS, Case, Target, call_of
 
 _SETUP = {
     "numpy": ("import numpy as np, refs", "refs", "np.array({}, dtype='{}')"),
@@ -90,10 +90,19 @@ def reproducers(target: Target, drawn) -> str:
     case = call_of(drawn)
     if not isinstance(case, Case):
         return f"reproduce: the drawn value was {drawn!r}"
-    lines = [f"reproduce ({fw}): {line(target.op.name, case, fw)}" for fw in _SETUP]
-    if target.mode != "eager":
+    lines = []
+    for impl, (fw, _) in OURS.items():
+        if impl not in target.op.impls:
+            continue
+        call = None
+        if impl in target.op.adapters:  # the op's calling convention, through the harness
+            call = f"__import__('crosscheck.ops', fromlist=['_']).implementation({target.op.name!r}, {impl!r})"
+        lines.append(f"reproduce ({fw}): {line(target.op.name, case, fw, call)}")
+    if target.mode != "eager" and target.native is None:
+        call = (f"__import__('crosscheck.ops', fromlist=['_']).implementation("
+                f"{target.op.name!r}, {target.impl!r})" if target.impl in target.op.adapters else None)
         lines.append(f"reproduce ({target.name}): "
-                     f"{line(target.op.name, case, target.framework, mode=target.mode)}")
+                     f"{line(target.op.name, case, target.framework, call, mode=target.mode)}")
     if target.native is not None:
         note = f"  # {target.native.note}" if target.native.note else ""
         native = line(target.op.name, case, target.framework, call=_native_call(target),

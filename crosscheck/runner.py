@@ -140,7 +140,10 @@ def run(
     if seed is not None:
         check = hypothesis_seed(seed)(check)
     base = profile if profile is not None else settings.default
-    check = settings(base, **({} if max_examples is None else {"max_examples": max_examples}))(check)
+    budget = base.max_examples if max_examples is None else max_examples
+    if prop.max_examples is not None:
+        budget = min(budget, prop.max_examples)
+    check = settings(base, max_examples=budget)(check)
     check()
     outcome.historic = len(historic)  # explicit examples always run, before any drawn one
     return outcome

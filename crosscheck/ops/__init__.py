@@ -87,10 +87,17 @@ def historic(prop: Property) -> tuple[Historic, ...]:
     return tuple(h for h in HISTORIC if h.op == prop.op and h.property == prop.name)
 
 
+def implementation(op_name: str, impl: str):
+    """Our ``impl`` of ``op_name`` in the op's calling convention (adapters applied), for reproducers."""
+    framework = OURS[impl][0]
+    backend = Backend("numpy" if framework == "numpy" else f"{framework}-cpu")
+    return Target(BY_NAME[op_name], impl, backend).raw_fn
+
+
 def large_args(op_name: str, seed: int) -> tuple:
     """The arguments of ``op_name``'s large case number ``seed`` (what a reproducer calls)."""
     return BY_NAME[op_name].large(sizes.rng(seed))
 
 
-__all__ = ["BY_NAME", "HISTORIC", "OPS", "TOPICS", "cells", "historic", "large_args",
-           "properties", "targets"]
+__all__ = ["BY_NAME", "HISTORIC", "OPS", "TOPICS", "cells", "historic", "implementation",
+           "large_args", "properties", "targets"]
