@@ -28,7 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from hypothesis import strategies as st
 
 KINDS = ("contiguous", "strided", "offset", "expanded", "permuted", "channels_last")
 #: what the default run draws (today's two); the regression run draws every kind
@@ -127,24 +126,3 @@ def applicable(kind: str, a: np.ndarray) -> bool:
     if kind == "channels_last":
         return a.ndim in (4, 5)
     return True
-
-
-@st.composite
-def draw_layout(draw, a: np.ndarray, kinds: tuple[str, ...]) -> Layout:
-    kind = draw(st.sampled_from([k for k in kinds if applicable(k, a)] or ["contiguous"]))
-    if kind == "expanded":
-        return Layout(kind, dim=draw(st.sampled_from([d for d, n in enumerate(a.shape) if n > 1])))
-    if kind == "permuted":
-        perm = tuple(draw(st.permutations(range(a.ndim))))
-        if perm == tuple(range(a.ndim)):
-            perm = perm[::-1]  # the identity would be plain contiguous
-        return Layout(kind, perm=perm)
-    if kind == "offset":
-        return Layout(kind, offset=draw(st.sampled_from((1, 3, 8))))
-    return Layout(kind)
-
-
-def describe(layouts) -> str:
-    """``input: permuted(1, 0, 2), index: expanded(2)`` for the non-contiguous ones."""
-    return ", ".join(f"{name}: {layout}" for name, layout in layouts if layout.kind != "contiguous")
-

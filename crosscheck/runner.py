@@ -69,7 +69,7 @@ def _with_layouts(draw, cases, kinds: tuple[str, ...]):
     chosen, args = [], []
     for a in case.args:
         if isinstance(a, np.ndarray):
-            layout = draw(layouts_.draw_layout(a, kinds), label="layout")
+            layout = draw(draw_layout(a, kinds), label="layout")
             a = layout.prepare(a)
         else:
             layout = None
@@ -77,6 +77,21 @@ def _with_layouts(draw, cases, kinds: tuple[str, ...]):
         args.append(a)
     laid = replace(case, args=tuple(args), layouts=tuple(chosen))
     return laid if isinstance(drawn, Case) else (laid, *drawn[1:])
+
+
+@st.composite
+def draw_layout(draw, a: np.ndarray, kinds: tuple[str, ...]) -> layouts_.Layout:
+    kind = draw(st.sampled_from([k for k in kinds if layouts_.applicable(k, a)] or ["contiguous"]))
+    if kind == "expanded":
+        return layouts_.Layout(kind, dim=draw(st.sampled_from([d for d, n in enumerate(a.shape) if n > 1])))
+    if kind == "permuted":
+        perm = tuple(draw(st.permutations(range(a.ndim))))
+        if perm == tuple(range(a.ndim)):
+            perm = perm[::-1]  # the identity would be plain contiguous
+        return layouts_.Layout(kind, perm=perm)
+    if kind == "offset":
+        return layouts_.Layout(kind, offset=draw(st.sampled_from((1, 3, 8))))
+    return layouts_.Layout(kind)
 
 
 def run(

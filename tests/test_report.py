@@ -114,3 +114,30 @@ def test_list_names_the_historic_cases(capsys):
     assert report.main(["--ops", "gather", "--list"]) == 0
     printed = capsys.readouterr().out
     assert "historic cases" in printed and "https://github.com/pytorch/pytorch/issues/129093" in printed
+
+
+HIDE_HYPOTHESIS = """
+import sys
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name == "hypothesis" or name.startswith("hypothesis."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Hide())
+import importlib.util
+importlib.util.find_spec = (lambda real: lambda name, *a: None if name == "hypothesis"
+                            else real(name, *a))(importlib.util.find_spec)
+sys.argv = ["crosscheck", *sys.argv[1:]]
+import runpy
+runpy.run_module("crosscheck", run_name="__main__")
+"""
+
+
+def test_without_hypothesis_the_report_names_the_extra_to_install():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", HIDE_HYPOTHESIS, "--list"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "crosscheck-advanced-pytorch[harness]" in done.stderr
+    assert "Traceback" not in done.stderr
