@@ -169,6 +169,15 @@ def bench(session: nox.Session) -> None:
                 "--json", "reports/bench-torch-hugepages.json")
 
 
+@nox.session(python=PYTHON, default=False)
+def figures(session: nox.Session) -> None:
+    """The lecture's figures, drawn from the suite (PNG and SVG; timings of this machine) into docs/figures."""
+    _install(session, "harness", "figures")
+    # a later --out in the posargs wins (argparse keeps the last)
+    session.run("python", "-m", "crosscheck.figures", "--out", "docs/figures", *session.posargs,
+                env=JAX_CACHE)
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff over the whole tree."""

@@ -34,8 +34,21 @@ def einsum(subscripts, *operands):
         ValueError: a malformed expression, or operands whose number, ranks or
             sizes do not fit it.
 
+    Warning:
+        The deck's batched product ``einsum('bnk, bkm', mat1, mat2)  # B×N×M``
+        is implicit mode, and there ``b`` appears twice, so it is summed like
+        ``k``: the result is the letters that appear once, sorted, ``'mn'``,
+        an (M, N) matrix ``sum_b (mat1[b] @ mat2[b]).T`` -- not (B, N, M).
+        Write the output: ``'bnk,bkm->bnm'``. torch and NumPy do the same
+        (``tests/test_deck_einsum.py``).
+
     >>> einsum('ij,j', np.array([[1, 2], [3, 4]]), np.array([10, 1]))
     array([12, 34])
+    >>> mat1, mat2 = np.ones((2, 3, 4)), np.ones((2, 4, 5))   # B, N, K, M = 2, 3, 4, 5
+    >>> einsum('bnk, bkm', mat1, mat2).shape                   # (M, N): b summed
+    (5, 3)
+    >>> einsum('bnk,bkm->bnm', mat1, mat2).shape               # the batched product
+    (2, 3, 5)
     """
     operands = [np.asarray(x) for x in operands]
     parsed = parse_einsum(subscripts, [x.shape for x in operands])
