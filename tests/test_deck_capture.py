@@ -13,17 +13,19 @@ import gc
 
 import numpy as np
 import pytest
-from test_capture import CONFIGS, TORCH, NetCase, penalty_bound, ready
 
 import refs.capture as refs_capture
+from crosscheck.backends import Backend
 from crosscheck.compare import assert_close
+from crosscheck.ops.capture import CONFIGS, NetCase, penalty_bound
 
 CASE = NetCase(CONFIGS[0], 0, "float64", False)  # batch 1, 1 channel, conv1 -> 2 channels, 6x6
+TORCH = Backend("torch-cpu")
 
 
 @pytest.fixture
 def net_and_x(require_backend):
-    ready(require_backend, TORCH)
+    require_backend(TORCH)
     import torch
 
     from torch_impl.capture import SmallNet
@@ -150,7 +152,7 @@ def test_the_corrected_regularizer_gives_the_loss_of_refs_and_trains(net_and_x):
 
 def test_a_forward_hook_on_an_inplace_module_sees_its_input_already_changed(require_backend):
     """Why the corrected Regularizer is a forward *pre*-hook (pytorch/pytorch#95617)."""
-    ready(require_backend, TORCH)
+    require_backend(TORCH)
     import torch
 
     from torch_impl.capture import Regularizer, SmallNet

@@ -1,4 +1,5 @@
-"""einsum and matmul: expression strategies, native twins, and their own properties."""
+"""einsum and matmul: strategies, faults, native twins, oracles, the large tier, historic cases,
+properties."""
 
 from __future__ import annotations
 
@@ -10,8 +11,19 @@ import numpy as np
 from hypothesis import note
 from hypothesis import strategies as st
 
+from crosscheck import sizes
 from crosscheck.compare import Comparison, Mismatch, assert_close
-from crosscheck.optable import Case, Native, OpSpec, Property, Target, bad_case
+from crosscheck.layouts import Layout
+from crosscheck.optable import (
+    Case,
+    Fault,
+    Historic,
+    Native,
+    OpSpec,
+    Property,
+    Target,
+    bad_calls,
+)
 from crosscheck.strategies import DATA_DTYPES, SIZES, values
 from crosscheck.tolerance import EXACT
 from refs.checks.einsum import ELLIPSIS, parse_einsum
@@ -95,8 +107,8 @@ def expressions(draw, *, min_operands=1, max_operands=4, need_letter=False) -> E
 
 
 @st.composite
-def einsum_cases(draw, dtypes=DATA_DTYPES):
-    expr = draw(expressions())
+def einsum_cases(draw, exprs=None, dtypes=DATA_DTYPES):
+    expr = draw(expressions() if exprs is None else exprs)
     dtype = draw(st.sampled_from(dtypes))
     operands = tuple(draw(values(dtype, s)) for s in expr.shapes)
     return Case((expr.subscripts, *operands), names=EINSUM_ARGS)
@@ -127,102 +139,193 @@ def matmul_cases(draw, dtypes=DATA_DTYPES, *, batched=False, integral=False):
     return Case((a, b), names=MATMUL_ARGS)
 
 
-_FAULTS = ("unknown character", "broken ellipsis", "two ellipses in one term", "'->' twice",
-           "output letter not in inputs", "output letter repeated", "comma in output",
-           "too few operands", "too many operands", "no operands", "rank mismatch",
-           "repeated letter sizes differ", "letter sizes do not broadcast",
-           "ellipsis sizes do not broadcast")
+# ------------------------------------------------------------ bad input
+# Each fault breaks one thing of a valid call and says what API.md promises for
+# it. The einsum faults rewrite the subscripts without their white space; those
+# that break the operands rebuild only the operands they change.
 
 
-@st.composite
-def bad_einsum_cases(draw):
-    """A valid expression with exactly one thing broken, and what that must raise."""
-    fault = draw(st.sampled_from(_FAULTS))
-    expr = draw(expressions(max_operands=3, need_letter=True))
-    subscripts, shapes = expr.subscripts.replace(" ", ""), [list(s) for s in expr.shapes]
-    lhs, arrow, rhs = subscripts.partition("->")
-    terms = lhs.split(",")
-    unused = sorted(set(string.ascii_letters) - set(subscripts))
-    fresh = draw(st.sampled_from(unused))
-    arg = "subscripts"
-    if fault == "unknown character":
-        at = draw(st.integers(0, len(subscripts)))
-        subscripts = subscripts[:at] + draw(st.sampled_from("0129!#$%&*+/:;<=?@[]^_{|}~")) + subscripts[at:]
-    elif fault == "broken ellipsis":
-        at = draw(st.integers(0, len(terms[0])))
-        terms[0] = terms[0][:at] + draw(st.sampled_from([".", "..", ". ..", ".. ."])) + terms[0][at:]
-        subscripts = ",".join(terms) + arrow + rhs
-    elif fault == "two ellipses in one term":
-        terms[0] = ELLIPSIS + terms[0] + ELLIPSIS
-        subscripts = ",".join(terms) + arrow + rhs
-    elif fault == "'->' twice":
-        subscripts = lhs + "->" + rhs + "->" + rhs
-    elif fault == "output letter not in inputs":
-        subscripts = lhs + "->" + rhs + fresh
-    elif fault == "output letter repeated":
-        letter = draw(st.sampled_from([t for t in terms[0] if t in string.ascii_letters]))
-        subscripts = lhs + "->" + letter + rhs.replace(letter, "") + letter
-    elif fault == "comma in output":
-        subscripts = lhs + "->" + rhs + "," + rhs
+def _parts(call) -> tuple[list[str], str, str]:
+    """The call's input terms, '->' (or ''), and output, white space dropped."""
+    lhs, arrow, rhs = call["subscripts"].replace(" ", "").partition("->")
+    return lhs.split(","), arrow, rhs
+
+
+def _fresh(draw, call) -> str:
+    """A letter the subscripts do not use."""
+    return draw(st.sampled_from(sorted(set(string.ascii_letters) - set(call["subscripts"]))))
+
+
+def _subscripts(call, subscripts: str) -> dict:
+    return {**call, "subscripts": subscripts}
+
+
+def _expression(call, terms, arrow, rhs, operands) -> dict:
+    return {"subscripts": ",".join(terms) + arrow + rhs, "operands": tuple(operands)}
+
+
+def _like(call, shape) -> np.ndarray:
+    """An operand of ``shape`` in the call's dtype (values do not matter to a fault)."""
+    return np.ones(shape, dtype=call["operands"][0].dtype)
+
+
+def _unknown_character(draw, call):
+    subscripts = call["subscripts"].replace(" ", "")
+    at = draw(st.integers(0, len(subscripts)))
+    bad = draw(st.sampled_from("0129!#$%&*+/:;<=?@[]^_{|}~"))
+    return _subscripts(call, subscripts[:at] + bad + subscripts[at:])
+
+
+def _broken_ellipsis(draw, call):
+    terms, arrow, rhs = _parts(call)
+    at = draw(st.integers(0, len(terms[0])))
+    dots = draw(st.sampled_from([".", "..", ". ..", ".. ."]))
+    terms[0] = terms[0][:at] + dots + terms[0][at:]
+    return _expression(call, terms, arrow, rhs, call["operands"])
+
+
+def _two_ellipses(draw, call):
+    terms, arrow, rhs = _parts(call)
+    terms[0] = ELLIPSIS + terms[0] + ELLIPSIS
+    return _expression(call, terms, arrow, rhs, call["operands"])
+
+
+def _letter_twice(draw, call, rhs):
+    letter = draw(st.sampled_from([t for t in _parts(call)[0][0] if t in string.ascii_letters]))
+    return letter + rhs.replace(letter, "") + letter
+
+
+def _too_few_operands(draw, call):
+    return {**call, "operands": call["operands"][:-1]}
+
+
+def _too_many_operands(draw, call):
+    return {**call, "operands": (*call["operands"], _like(call, (2,)))}
+
+
+def _rank_mismatch(draw, call):
+    """One operand with a rank its term cannot name: too few dims for its letters, a '...'
+    term given a 0-d operand with a letter added, or one dim more or less."""
+    terms, arrow, rhs = _parts(call)
+    operands = list(call["operands"])
+    k = draw(st.integers(0, len(terms) - 1))
+    shape = operands[k].shape
+    n_letters = len(terms[k].replace(ELLIPSIS, ""))
+    if ELLIPSIS in terms[k] and n_letters:
+        shape = shape[: n_letters - 1]  # fewer dims than letters
+    elif ELLIPSIS in terms[k]:
+        terms[k] += _fresh(draw, call)
+        shape = ()
+    elif n_letters and draw(st.booleans()):
+        shape = shape[:-1]
     else:
-        arg = "operands"
-        if fault == "too few operands":
-            shapes = shapes[:-1]
-        elif fault == "too many operands":
-            shapes.append([2])
-        elif fault == "no operands":
-            shapes = []
-        elif fault == "rank mismatch":
-            k = draw(st.integers(0, len(terms) - 1))
-            n_letters = len(terms[k].replace(ELLIPSIS, ""))
-            if ELLIPSIS in terms[k] and n_letters:
-                shapes[k] = shapes[k][: n_letters - 1]  # fewer dims than letters
-            elif ELLIPSIS in terms[k]:
-                terms[k] = terms[k] + fresh
-                shapes[k] = []
-            elif n_letters and draw(st.booleans()):
-                shapes[k] = shapes[k][:-1]
-            else:
-                shapes[k] = shapes[k] + [2]
-        elif fault == "repeated letter sizes differ":
-            n, m = draw(st.sampled_from([(2, 3), (3, 2), (1, 2), (5, 0)]))
-            terms[0] += fresh + fresh
-            shapes[0] = shapes[0] + [n, m]
-        elif fault == "letter sizes do not broadcast":
-            n, m = draw(st.sampled_from([(2, 3), (3, 5), (0, 2)]))
-            terms[0] += fresh
-            shapes[0] = shapes[0] + [n]
-            terms.append(fresh)
-            shapes.append([m])
-        elif fault == "ellipsis sizes do not broadcast":
-            n, m = draw(st.sampled_from([(2, 3), (3, 5), (0, 2)]))
-            terms = [fresh + ELLIPSIS, ELLIPSIS]
-            shapes = [[2, n], [m]]
-            rhs = ""
-        subscripts = ",".join(terms) + arrow + rhs
-    operands = tuple(np.zeros(s, dtype=draw(st.sampled_from(DATA_DTYPES))) for s in shapes)
-    return bad_case((subscripts, *operands), ValueError, arg, fault, EINSUM_ARGS)
+        shape = (*shape, 2)
+    operands[k] = _like(call, shape)
+    return _expression(call, terms, arrow, rhs, operands)
 
 
-_MATMUL_FAULTS = ("a is 0-d", "b is 0-d", "inner sizes differ", "batch dims do not broadcast")
+def _repeated_sizes_differ(draw, call):
+    terms, arrow, rhs = _parts(call)
+    operands = list(call["operands"])
+    n, m = draw(st.sampled_from([(2, 3), (3, 2), (1, 2), (5, 0)]))
+    fresh = _fresh(draw, call)
+    terms[0] += fresh + fresh
+    operands[0] = _like(call, (*operands[0].shape, n, m))
+    return _expression(call, terms, arrow, rhs, operands)
 
 
-@st.composite
-def bad_matmul_cases(draw):
-    fault = draw(st.sampled_from(_MATMUL_FAULTS))
-    sa, sb = (list(s) for s in draw(matmul_layouts(batched=fault == "batch dims do not broadcast")))
-    arg = "b"
-    if fault == "a is 0-d":
-        sa, arg = [], "a"
-    elif fault == "b is 0-d":
-        sb = []
-    elif fault == "inner sizes differ":
-        sb[0 if len(sb) == 1 else -2] = sa[-1] + draw(st.integers(1, 2))
-    else:  # the batch dim just left of the matrices: 2 in a, 3 in b
-        sa = sa[:-3] + [2] + sa[-2:] if len(sa) >= 3 else [2, *sa]
-        sb = sb[:-3] + [3] + sb[-2:] if len(sb) >= 3 else [3, *sb]
-    dtype = draw(st.sampled_from(DATA_DTYPES))
-    return bad_case((np.zeros(sa, dtype), np.zeros(sb, dtype)), ValueError, arg, fault, MATMUL_ARGS)
+def _letter_sizes_clash(draw, call):
+    terms, arrow, rhs = _parts(call)
+    operands = list(call["operands"])
+    n, m = draw(st.sampled_from([(2, 3), (3, 5), (0, 2)]))
+    fresh = _fresh(draw, call)
+    terms[0] += fresh
+    operands[0] = _like(call, (*operands[0].shape, n))
+    return _expression(call, [*terms, fresh], arrow, rhs, [*operands, _like(call, (m,))])
+
+
+def _ellipsis_sizes_clash(draw, call):
+    n, m = draw(st.sampled_from([(2, 3), (3, 5), (0, 2)]))
+    _, arrow, _ = _parts(call)
+    return _expression(call, [_fresh(draw, call) + ELLIPSIS, ELLIPSIS], arrow, "",
+                       [_like(call, (2, n)), _like(call, (m,))])
+
+
+def _with_output(rewrite):
+    """A fault that replaces the output (after '->', added where implicit) by ``rewrite``."""
+    def apply(draw, call):
+        terms, _, rhs = _parts(call)
+        return _expression(call, terms, "->", rewrite(draw, call, rhs), call["operands"])
+
+    return apply
+
+
+EINSUM_FAULTS = (
+    Fault("unknown character", "subscripts", ValueError, _unknown_character),
+    Fault("broken ellipsis", "subscripts", ValueError, _broken_ellipsis),
+    Fault("two ellipses in one term", "subscripts", ValueError, _two_ellipses),
+    Fault("'->' twice", "subscripts", ValueError,
+          _with_output(lambda draw, call, rhs: f"{rhs}->{rhs}")),
+    Fault("output letter not in inputs", "subscripts", ValueError,
+          _with_output(lambda draw, call, rhs: rhs + _fresh(draw, call))),
+    Fault("output letter repeated", "subscripts", ValueError, _with_output(_letter_twice)),
+    Fault("comma in output", "subscripts", ValueError,
+          _with_output(lambda draw, call, rhs: f"{rhs},{rhs}")),
+    Fault("too few operands", "operands", ValueError, _too_few_operands),
+    Fault("too many operands", "operands", ValueError, _too_many_operands),
+    Fault("no operands", "operands", ValueError, lambda draw, call: {**call, "operands": ()}),
+    Fault("rank mismatch", "operands", ValueError, _rank_mismatch),
+    Fault("repeated letter sizes differ", "operands", ValueError, _repeated_sizes_differ),
+    Fault("letter sizes do not broadcast", "operands", ValueError, _letter_sizes_clash),
+    Fault("ellipsis sizes do not broadcast", "operands", ValueError, _ellipsis_sizes_clash),
+)
+
+
+def bad_einsum_cases():
+    # at most three operands, and a letter in the first term for the faults that move one
+    return bad_calls(EINSUM_ARGS, lambda: einsum_cases(
+        expressions(max_operands=3, need_letter=True)), EINSUM_FAULTS)
+
+
+def _zero_d(name):
+    def apply(draw, call):
+        return {**call, name: np.ones((), dtype=call[name].dtype)}
+
+    return apply
+
+
+def _inner_sizes_differ(draw, call):
+    a, b = call["a"], call["b"]
+    shape = list(b.shape)
+    shape[0 if b.ndim == 1 else -2] = a.shape[-1] + draw(st.integers(1, 2))
+    return {**call, "b": np.ones(shape, dtype=b.dtype)}
+
+
+def _batched(x, n, vector_as) -> np.ndarray:
+    """``x`` with its batch dim nearest the matrix set to ``n`` (added where it has none);
+    a 1-D ``x`` becomes the matrix ``vector_as(k)`` first, so the inner sizes still fit."""
+    matrix = x.shape[-2:] if x.ndim >= 2 else vector_as(x.shape[0])
+    batch = list(x.shape[:-2]) if x.ndim > 2 else [n]
+    batch[-1] = n
+    return np.ones((*batch, *matrix), dtype=x.dtype)
+
+
+def _batch_dims_clash(draw, call):
+    # the batch dim just left of the matrices: 2 in a, 3 in b
+    return {"a": _batched(call["a"], 2, lambda k: (1, k)),
+            "b": _batched(call["b"], 3, lambda k: (k, 1))}
+
+
+MATMUL_FAULTS = (
+    Fault("a is 0-d", "a", ValueError, _zero_d("a")),
+    Fault("b is 0-d", "b", ValueError, _zero_d("b")),
+    Fault("inner sizes differ", "b", ValueError, _inner_sizes_differ),
+    Fault("batch dims do not broadcast", "b", ValueError, _batch_dims_clash),
+)
+
+
+def bad_matmul_cases():
+    return bad_calls(MATMUL_ARGS, matmul_cases, MATMUL_FAULTS)
 
 
 # ------------------------------------------------------------ native twins
@@ -252,7 +355,7 @@ def _named_axes(term: str) -> str:
 
 def _ellipsis_summed(case: Case) -> bool:
     """An explicit output without '...' while an input's '...' covers dims."""
-    subscripts, *operands = case.args
+    subscripts, operands = case["subscripts"], case["operands"]
     if "->" not in subscripts or ELLIPSIS in subscripts.partition("->")[2]:
         return False
     parsed = parse_einsum(subscripts, [x.shape for x in operands])
@@ -267,13 +370,47 @@ def _np_einsum_unsupported(case, target):
     return None
 
 
-def _torch_cuda_integers(case, target):
+def _torch_cuda_integers(dtype, target):
     # torch has no integer matmul on CUDA ("addmm_cuda"/"bmm_cuda" not implemented for
     # 'Long', torch#44428); on the CPU it has.
-    arrays = [a for a in case.args if isinstance(a, np.ndarray)]
-    if target.backend.device == "cuda" and arrays and arrays[0].dtype.kind in "iu":
+    if target.backend.device == "cuda" and dtype.kind in "iu":
         return "torch has no integer matmul on CUDA (torch#44428)"
     return None
+
+
+def _inductor_integer_bmm(case, target) -> bool:
+    """torch.compile on CPU lowers a bmm whose M or N is 1 to a product and a sum, and the
+    sum's int64 accumulator leaks out: int32 operands, an int64 result (values right).
+    pytorch/pytorch#191308, open in torch 2.13 (fix proposed in #191324).
+
+    Whether torch.matmul reaches that bmm follows its decomposition (torch._decomp's
+    ``matmul`` and ``should_fold``, Inductor's ``bmm``): two operands of at most 2 dims
+    take mm / mv / dot; a batched operand against one of at most 2 dims is folded into a
+    single mm when it is contiguous (or empty) -- unless ``a`` is the 2-D one; K == 1 is an
+    outer product, and M == N == 1 a sum cast back to the input dtype. Checked against
+    torch 2.13 over ranks 1-4, sizes 0-2 and every layout of the regression tier.
+    """
+    a, b = case["a"], case["b"]
+    if (target.mode != "compile" or target.backend.device != "cpu" or a.dtype.kind not in "iu"
+            or a.dtype.itemsize >= 8 or max(a.ndim, b.ndim) < 3):
+        return False
+    m = a.shape[-2] if a.ndim > 1 else 1
+    n = b.shape[-1] if b.ndim > 1 else 1
+    if (m == 1) == (n == 1) or a.shape[-1] == 1:
+        return False
+    batched, i = (a, 0) if a.ndim >= b.ndim else (b, 1)
+    if min(a.ndim, b.ndim) <= 2 and a.ndim != 2:  # torch.matmul may fold the batch into an mm
+        if batched.size == 0:
+            return False
+        target.backend.load()
+        return not target.backend.asarray(batched, case.layout(i)).is_contiguous()
+    return True
+
+
+def _torch_matmul_unsupported(case, target):
+    if _inductor_integer_bmm(case, target):
+        return "torch.compile returns int64 for an int32 bmm with M or N of 1 (torch#191308)"
+    return _torch_cuda_integers(case["a"].dtype, target)
 
 
 def _torch_einsum_unsupported(case, target):
@@ -282,10 +419,12 @@ def _torch_einsum_unsupported(case, target):
     # zero-size dims): the result comes back int64 ('aa' on a (0, 0) array, 'aa,a'), or
     # a later product raises "expected scalar type Long but found Int" ('ab,bcd->').
     # Found by this suite; einops.einsum delegates to torch.einsum and inherits it.
-    arrays = [a for a in case.args if isinstance(a, np.ndarray)]
-    if arrays and arrays[0].dtype == np.int32:
+    operands = case["operands"]
+    if not operands:
+        return None
+    if operands[0].dtype == np.int32:
         return "torch.einsum on int32: internal sums promote to int64"
-    return _torch_cuda_integers(case, target)
+    return _torch_cuda_integers(operands[0].dtype, target)
 
 
 def np_einsum(subscripts, *operands):
@@ -332,9 +471,127 @@ EINSUM_NATIVES = (
 )
 MATMUL_NATIVES = (
     Native("np.matmul", "numpy", np_matmul),
-    Native("torch.matmul", "torch", torch_matmul, unsupported=_torch_cuda_integers),
+    Native("torch.matmul", "torch", torch_matmul, unsupported=_torch_matmul_unsupported),
     Native("jnp.matmul", "jax", jnp_matmul),
 )
+
+# ------------------------------------------------------------ the oracles
+# The truth at sizes the loops of refs cannot reach. matmul's is np.matmul, its
+# NumPy native already; np.einsum cannot be einsum's as it is, because it
+# rejects an explicit output without '...' when an input's '...' covers dims,
+# which API.md (after torch) sums. So the oracle hands np.einsum the expression
+# as the shared parser labels it: every dim a label of its own ('...0', '...1'
+# for the ellipsis dims), the output's labels explicit, summed ellipsis dims
+# simply left out of the output.
+
+
+def np_einsum_oracle(subscripts, *operands):
+    """einsum as API.md defines it, vectorized: np.einsum on the parsed labels."""
+    parsed = parse_einsum(subscripts, [np.shape(x) for x in operands])
+    size = parsed.size
+    if len(size) > 52:
+        raise ValueError(f"einsum oracle: {len(size)} labels, np.einsum takes at most 52")
+    ids = {label: k for k, label in enumerate(size)}
+    args = []
+    for x, labels in zip(operands, parsed.inputs):
+        # a size-1 dim that broadcasts: the operand does not depend on that label (read at
+        # 0, as refs does), so the dim goes rather than being expanded in memory
+        keep = [n == size[label] for label, n in zip(labels, np.shape(x))]
+        args += [np.asarray(x)[tuple(slice(None) if k else 0 for k in keep)],
+                 [ids[label] for label, k in zip(labels, keep) if k]]
+    out = np.einsum(*args, [ids[label] for label in parsed.output], optimize=True)
+    return np.asarray(out, dtype=np.result_type(*operands))
+
+
+# ------------------------------------------------------------ the large tier
+# Every operand of 2**16-2**20 elements and every named dim of 64 or more, in
+# four kinds of expression, each with its letters and dim orders drawn (so the
+# operands arrive transposed and the result leaves transposed). The summed
+# extents stay small enough that float32 meets the a-priori gamma bound of
+# rounding_terms with room to spare (its error grows like sqrt(S), the bound
+# like S).
+
+
+def _letters(rng: np.random.Generator, n: int) -> list[str]:
+    return [str(c) for c in rng.choice(list(string.ascii_letters), size=n, replace=False)]
+
+
+def _order(rng: np.random.Generator, labels) -> str:
+    return "".join(str(x) for x in rng.permutation(list(labels)))
+
+
+def _with_ellipsis(rng: np.random.Generator, term: str) -> str:
+    at = int(rng.integers(0, len(term) + 1))
+    return term[:at] + ELLIPSIS + term[at:]
+
+
+def _shape(term: str, size: dict[str, int], covered=()) -> tuple[int, ...]:
+    before, ellipsis, after = term.partition(ELLIPSIS)
+    return (*(size[x] for x in before), *(covered if ellipsis else ()), *(size[x] for x in after))
+
+
+def _large_batched_matmul(rng):
+    """'bij,bjk->bik': sizes 64 or 128 (at most two of them 128)."""
+    b, i, j, k = _letters(rng, 4)
+    size = {x: 64 for x in (b, i, j, k)}
+    for x in rng.choice([b, i, j, k], size=int(rng.integers(0, 3)), replace=False):
+        size[str(x)] = 128
+    terms = (_order(rng, b + i + j), _order(rng, b + j + k))
+    return f"{terms[0]},{terms[1]}->{_order(rng, b + i + k)}", [_shape(t, size) for t in terms]
+
+
+def _large_diagonal(rng):
+    """'iij,jk->ik': a diagonal read inside a contraction; without i in the output, its
+    trace is summed too."""
+    i, j, k = _letters(rng, 3)
+    nj = 64 * 2 ** int(rng.integers(0, 3))
+    size = {i: 64, j: nj, k: 2**16 // nj * 2 ** int(rng.integers(0, 3))}
+    terms = (_order(rng, i + i + j), _order(rng, j + k))
+    out = _order(rng, i + k) if rng.integers(0, 3) else k
+    return f"{terms[0]},{terms[1]}->{out}", [_shape(t, size) for t in terms]
+
+
+def _large_outer(rng):
+    """'bi,bj->bij': an outer product per batch element, nothing summed."""
+    b, i, j = _letters(rng, 3)
+    size = {b: 1024, i: 64, j: 64}
+    terms = (_order(rng, b + i), _order(rng, b + j))
+    return f"{terms[0]},{terms[1]}->{_order(rng, b + i + j)}", [_shape(t, size) for t in terms]
+
+
+def _large_ellipsis(rng):
+    """'...mk,...k->...m' with '...' of two ranks broadcasting, (16, 1) against (1024,),
+    anywhere in the terms; or an output without '...', which sums those dims."""
+    m, k = _letters(rng, 2)
+    size = {m: 64, k: 64}
+    a, b = _with_ellipsis(rng, _order(rng, m + k)), _with_ellipsis(rng, k)
+    out = _with_ellipsis(rng, m) if rng.integers(0, 3) else m
+    return f"{a},{b}->{out}", [_shape(a, size, (16, 1)), _shape(b, size, (1024,))]
+
+
+_LARGE_EINSUMS = (_large_batched_matmul, _large_diagonal, _large_outer, _large_ellipsis)
+
+
+def large_einsum(rng: np.random.Generator) -> tuple:
+    subscripts, shapes = _LARGE_EINSUMS[int(rng.integers(len(_LARGE_EINSUMS)))](rng)
+    dtype = rng.choice(DATA_DTYPES)
+    return (subscripts, *(sizes.values(rng, shape, dtype) for shape in shapes))
+
+
+def large_matmul(rng: np.random.Generator) -> tuple:
+    """(B1, 1, M, K) @ (B2, K, N) -> (B1, B2, M, N), or the size-1 batch dim on b's side:
+    batch dims broadcast both ways; M, N of 64-256, K of 64 or 128, batches of 2 or more."""
+    m, n = (2 ** int(e) for e in rng.integers(6, 9, size=2))
+    k = 2 ** int(rng.integers(6, 8))
+    batch_a = 2**16 // (m * k) * 2 ** int(rng.integers(0, 2))
+    batch_b = 2**16 // (k * n)
+    if rng.integers(0, 2):
+        shapes = (batch_a, 1, m, k), (batch_b, k, n)
+    else:
+        shapes = (batch_a, m, k), (batch_b, 1, k, n)
+    dtype = rng.choice(DATA_DTYPES)
+    return tuple(sizes.values(rng, shape, dtype) for shape in shapes)
+
 
 # ----------------------------------------------------------------- op table
 
@@ -347,49 +604,45 @@ def _einsum_terms(case: Case) -> int:
     (S1 - 1) + (S2 - 1) + ... <= S - 1 additions on any term's path, so
     ``operands - 1 + S`` bounds every order (Higham 3.1).
     """
-    subscripts, *operands = case.args
-    parsed = parse_einsum(subscripts, [x.shape for x in operands])
+    operands = case["operands"]
+    parsed = parse_einsum(case["subscripts"], [x.shape for x in operands])
     size = parsed.size
     return len(operands) - 1 + math.prod(size[x] for x in parsed.summed)
 
 
 def _matmul_terms(case: Case) -> int:
     """One product and ``K - 1`` additions per output element."""
-    a, _ = case.args
-    return a.shape[-1]
-
-
-
-
-
+    return case["a"].shape[-1]
 
 
 _FORBIDDEN = ("einsum", "matmul", "__matmul__", "__rmatmul__", "mm", "mv", "dot", "vdot",
               "inner", "tensordot", "baddbmm", "addmm", "addbmm", "chain_matmul", "multi_dot")
 
-OPS = (
-    OpSpec(
-        name="einsum",
-        topic="einsum",
-        arg_names=EINSUM_ARGS,
-        cases=einsum_cases,
-        bad_cases=bad_einsum_cases,
-        natives=EINSUM_NATIVES,
-        rounding_terms=_einsum_terms,
-        forbidden_torch=_FORBIDDEN,
-    ),
-    OpSpec(
-        name="matmul",
-        topic="einsum",
-        arg_names=MATMUL_ARGS,
-        cases=matmul_cases,
-        bad_cases=bad_matmul_cases,
-        natives=MATMUL_NATIVES,
-        rounding_terms=_matmul_terms,
-        forbidden_torch=_FORBIDDEN,
-    ),
+EINSUM = OpSpec(
+    name="einsum",
+    topic="einsum",
+    arg_names=EINSUM_ARGS,
+    cases=einsum_cases,
+    bad_cases=bad_einsum_cases,
+    natives=EINSUM_NATIVES,
+    rounding_terms=_einsum_terms,
+    forbidden_torch=_FORBIDDEN,
+    oracle=np_einsum_oracle,
+    large=large_einsum,
 )
-EINSUM, MATMUL = OPS
+MATMUL = OpSpec(
+    name="matmul",
+    topic="einsum",
+    arg_names=MATMUL_ARGS,
+    cases=matmul_cases,
+    bad_cases=bad_matmul_cases,
+    natives=MATMUL_NATIVES,
+    rounding_terms=_matmul_terms,
+    forbidden_torch=_FORBIDDEN,
+    oracle=np_matmul,  # the NumPy native is the oracle: no target of its own
+    large=large_matmul,
+)
+OPS = (EINSUM, MATMUL)
 
 # --------------------------------------------------------------- properties
 
@@ -410,7 +663,8 @@ def _check_stack(target: Target, case: Case) -> Comparison:
         raise Mismatch(f"batched a @ b: shape {batched.shape} != expected {expected_shape}")
     result = Comparison()
     for pos in np.ndindex(*batch):
-        one = Case((a[_broadcast_index(pos, a.shape)], b[_broadcast_index(pos, b.shape)]))
+        one = Case((a[_broadcast_index(pos, a.shape)], b[_broadcast_index(pos, b.shape)]),
+                   names=MATMUL_ARGS)
         note(f"batch {pos}: a[{_broadcast_index(pos, a.shape)}] @ b[{_broadcast_index(pos, b.shape)}]")
         result = result.merge(assert_close(batched[pos], target.call(one), EXACT, path=f"batch {pos}"))
     return result
@@ -428,15 +682,112 @@ def _matmul_pattern_cases():
 def _check_matmul_pattern(target: Target, case: Case) -> Comparison:
     """einsum('...ij,...jk->...ik', a, b) == matmul(a, b) (exact: integral data)."""
     via_einsum = target.call(case)
-    via_matmul = target.sibling(MATMUL).call(Case(case.args[1:], case.layouts[1:]))
+    via_matmul = target.sibling(MATMUL).call(Case(case.args[1:], case.layouts[1:], MATMUL_ARGS))
     return assert_close(via_einsum, via_matmul, EXACT, path="einsum('...ij,...jk->...ik') vs matmul")
 
 
 PROPERTIES = (
     Property("matmul", "batched_equals_stack",
              "a @ b with broadcast batch dims equals the stack of per-matrix products (exact)",
-             lambda: matmul_cases(batched=True, integral=True), _check_stack),
+             lambda: matmul_cases(batched=True, integral=True), _check_stack, layouts=True),
     Property("einsum", "matmul_pattern_equals_matmul",
              "einsum('...ij,...jk->...ik', a, b) equals matmul(a, b) of the same framework (exact)",
-             _matmul_pattern_cases, _check_matmul_pattern),
+             _matmul_pattern_cases, _check_matmul_pattern, layouts=True),
+)
+
+# ------------------------------------------------------------ historic cases
+# Each reproduces a published bug or surprise in einsum / matmul; the expected
+# values come from refs, never from the framework that had the bug. Values are
+# small integers or quarters, so every order of summation gives the same bits.
+
+
+def _values(*shape, offset=0):
+    """Distinct, exactly representable values (quarters) of ``shape``."""
+    return (np.arange(math.prod(shape), dtype=np.float64).reshape(shape) - offset) / 4
+
+
+def _einsum(subscripts, *operands):
+    return Case((subscripts, *operands), names=EINSUM_ARGS)
+
+
+def _matmul(a, b, layouts=()):
+    return Case((a, b), layouts, MATMUL_ARGS)
+
+
+def _historic_expanded_operand():
+    # Torch7's BLAS path handed a stride-0 (expanded) matrix to gemm, which rejected it
+    # ("parameter number 8 had an illegal value") and left zeros: (1, 2) @ (2, 1).expand(2, 2)
+    b = np.broadcast_to(np.array([[3.0], [-1.5]]), (2, 2)).copy()
+    return _matmul(np.array([[0.5, 2.0]]), b, (None, Layout("expanded", dim=1)))
+
+
+HISTORIC = (
+    Historic("einsum", "agrees_with_ref", "zero-size dim in 'ij,j'",
+             "https://github.com/pytorch/pytorch/issues/37628",
+             "torch.einsum('ij,j', randn(0, 3), randn(3)) raised \"shape '[1, 1, 3]' is invalid "
+             "for input of size 0\" instead of returning an empty vector",
+             lambda: _einsum("ij,j", np.zeros((0, 3)), _values(3))),
+    Historic("einsum", "agrees_with_ref", "zero-size output of three operands",
+             "https://github.com/pytorch/pytorch/issues/111757",
+             "torch.einsum('abc,a,b->c') with a 0-size c divided by zero in its path "
+             "optimizer (decimal.InvalidOperation), where 'ab,a->b' worked",
+             lambda: _einsum("abc,a,b->c", np.zeros((1, 1, 0)), _values(1, offset=-2),
+                             _values(1, offset=-3))),
+    Historic("einsum", "agrees_with_ref", "'...' of different ranks",
+             "https://github.com/pytorch/pytorch/issues/45854",
+             "torch.einsum('i...k,k...j->i...j') on (2, 1, 3) and (3, 2) raised \"ellipsis must "
+             "represent 1 dimensions in all terms\"; the '...' dims broadcast as in NumPy",
+             lambda: _einsum("i...k,k...j->i...j", _values(2, 1, 3), _values(3, 2, offset=3))),
+    Historic("einsum", "agrees_with_ref", "batch of 1 against 5",
+             "https://github.com/pytorch/pytorch/issues/15671",
+             "torch.einsum('bijk, bilm -> bjklm') with b of size 1 and 5 raised \"size of dimension "
+             "does not match\" where NumPy broadcasts (shapes scaled down from (1, 3, 24, 20))",
+             lambda: _einsum("bijk, bilm -> bjklm", _values(1, 3, 4, 2),
+                             _values(5, 3, 4, 2, offset=60))),
+    Historic("einsum", "agrees_with_ref", "diagonal not at the end",
+             "https://github.com/tinygrad/tinygrad/issues/18207",
+             "tinygrad's einsum('iij->ij') moved the diagonal last but not its letter, and "
+             "returned (4, 2) for a (2, 2, 4) input where torch returns (2, 4)",
+             lambda: _einsum("iij->ij", _values(2, 2, 4))),
+    Historic("einsum", "agrees_with_ref", "'...' broadcast in implicit mode",
+             "https://github.com/jax-ml/jax/issues/2189",
+             "jnp.einsum('...ij,...j') on (2, 1, 3, 3) and (2, 4, 3) raised in dot_general "
+             "instead of broadcasting the '...' dims to (2, 4)",
+             lambda: _einsum("...ij,...j", _values(2, 1, 3, 3), _values(2, 4, 3, offset=12))),
+    Historic("einsum", "agrees_with_ref", "size-1 letter broadcast by the path optimizer",
+             "https://github.com/numpy/numpy/issues/10343",
+             "np.einsum('t...i,ti->t...') with t of size 10 and 1 worked in NumPy 1.13 and raised "
+             "\"Size of label 't' ... does not match\" with optimize=True in 1.14",
+             lambda: _einsum("t...i,ti->t...", _values(10, 2), _values(1, 2, offset=1))),
+    Historic("einsum", "agrees_with_ref", "letters private to each operand",
+             "https://github.com/numpy/numpy/issues/11308",
+             "np.einsum('obk,ijk->ioj', optimize=True) raised KeyError: 'b' on letters that "
+             "only one operand has (the vectorized oracle uses optimize=True)",
+             lambda: _einsum("obk,ijk->ioj", _values(2, 4, 8), _values(2, 4, 8, offset=32))),
+    Historic("einsum", "matmul_pattern_equals_matmul", "batch of 1 on the left",
+             "https://github.com/ml-explore/mlx/issues/4124",
+             "mx.einsum('...ij,...jk->...ik') on (1, 3, 4) and (2, 4, 5) took the batch size from "
+             "the first operand and failed to reshape; the other operand order worked",
+             lambda: Case((_MATMUL_PATTERN, _values(1, 3, 4, offset=5) * 4,
+                           _values(2, 4, 5, offset=20) * 4), names=EINSUM_ARGS)),
+    Historic("matmul", "agrees_with_ref", "(3, 0, 0) @ (0, 0)",
+             "https://github.com/pytorch/pytorch/issues/63352",
+             "torch.matmul of (3, 0, 0) and (0, 0) raised \"cannot reshape tensor of 0 elements "
+             "into shape [-1, 0]\" instead of returning a (3, 0, 0) result",
+             lambda: _matmul(np.zeros((3, 0, 0)), np.zeros((0, 0)))),
+    Historic("matmul", "agrees_with_ref", "(0, 0) @ (0, 0, 0)",
+             "https://github.com/pytorch/pytorch/issues/20452",
+             "torch.matmul's fold of a 2-D a into a batched b reshaped with -1 and failed on "
+             "(0, 0) @ (0, 0, 0), which the unfolded path answered",
+             lambda: _matmul(np.zeros((0, 0)), np.zeros((0, 0, 0)))),
+    Historic("matmul", "agrees_with_ref", "inner size 0 leaves the output unwritten",
+             "https://github.com/pytorch/pytorch/issues/31421",
+             "torch.bmm of (10, 1, 0) and (10, 0, 43200) on CUDA returned the output buffer's "
+             "old contents: cuBLAS does not write C when K is 0; the result must be zeros",
+             lambda: _matmul(np.zeros((10, 1, 0), np.float32), np.zeros((10, 0, 43200), np.float32))),
+    Historic("matmul", "agrees_with_ref", "expanded (stride-0) operand",
+             "https://github.com/torch/torch7/issues/58",
+             "Torch7 passed an expanded (stride-0) matrix to BLAS gemm, which rejected its "
+             "leading dimension: randn(1, 2) * randn(2, 1):expand(2, 2) gave zeros",
+             _historic_expanded_operand),
 )

@@ -460,7 +460,8 @@ BAD_ORDER_FAULTS = (
     Fault("negative order entry", "order", IndexError,
           _poke_order(lambda draw, order, k, n: -draw(st.integers(1, n)))),
     Fault("an index repeated", "order", ValueError,
-          _poke_order(lambda draw, order, k, n: order[draw(st.integers(0, k - 1))] if k else None)),
+          _poke_order(lambda draw, order, k, n: order[(k + draw(st.integers(1, len(order) - 1)))
+                                                  % len(order)] if len(order) > 1 else None)),
     Fault("a float entry", "order", TypeError,
           _poke_order(lambda draw, order, k, n: float(order[k]))),
     Fault("a float array", "order", TypeError,

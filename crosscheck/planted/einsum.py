@@ -11,6 +11,7 @@ import string
 import numpy as np
 
 import refs
+from crosscheck.ops.einsum import np_einsum_oracle
 from crosscheck.optable import Plant
 from refs.checks.einsum import ELLIPSIS, check_matmul, parse_einsum
 
@@ -102,6 +103,29 @@ def matmul_transposed(a, b):
     return _swap_last(refs.matmul(a, b))
 
 
+# --- wrong only where the regression run goes ---------------------------------------
+
+
+def einsum_transposed_when_large(subscripts, *operands):
+    """The vectorized einsum, except that with an operand of 2**16 elements or more the
+    result comes back transposed: the shape of pytorch/pytorch#46764, where torch.einsum
+    ignored a transpose only once the inputs were large."""
+    out = np_einsum_oracle(subscripts, *operands)  # parses (and so checks) the call first
+    if max((np.size(x) for x in operands), default=0) >= 2**16:
+        out = _swap_last(out)
+    return out
+
+
+def matmul_drops_last_row_when_large(a, b):
+    """np.matmul, except that past 2**16 elements the last row of every product is lost
+    (the shape of a blocked kernel that mishandles its remainder block)."""
+    check_matmul(a, b)
+    out = np.matmul(a, b)
+    if max(a.size, b.size) >= 2**16 and min(a.ndim, b.ndim) >= 2:
+        out[..., -1, :] = 0
+    return out
+
+
 PLANTED = (
     Plant("einsum", "implicit output in first-seen order, not sorted", implicit_unsorted),
     Plant("einsum", "repeated letter summed, diagonal not taken", diagonal_not_taken),
@@ -109,7 +133,11 @@ PLANTED = (
     Plant("einsum", "result transposed", einsum_transposed),
     Plant("einsum", "implicit output drops the '...' dims", implicit_drops_ellipsis),
     Plant("matmul", "b's first matrix for every batch (no batch broadcasting)",
-     matmul_no_batch_broadcast),
+          matmul_no_batch_broadcast),
     Plant("matmul", "1-D a not removed from the result", matmul_keeps_promoted_dim),
     Plant("matmul", "result transposed", matmul_transposed),
+    Plant("einsum", "result transposed past 2**16 elements", einsum_transposed_when_large,
+          axis="size:large"),
+    Plant("matmul", "last row lost past 2**16 elements", matmul_drops_last_row_when_large,
+          axis="size:large"),
 )

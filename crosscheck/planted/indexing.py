@@ -7,7 +7,7 @@ import numpy as np
 import refs
 from crosscheck.ops.indexing import _crop, coordinates, np_take_along_axis
 from crosscheck.optable import Plant
-from refs.checks.indexing import check_gather, check_scatter_add
+from refs.checks.indexing import check_gather, check_index_values, check_scatter_add
 
 
 def _swap_last(a):
@@ -74,6 +74,11 @@ def torch_gather_misreads_expanded_index(input, dim, index):
     along ``dim``: the shape of pytorch/pytorch#129093, where only the strides changed."""
     import torch
 
+    from torch_impl.indexing import _bounds, _size
+
+    # the real gather's checks first: the plant is wrong on its axis only
+    d = check_gather(input, dim, index)
+    check_index_values("gather", index, d, _size(input, d), _bounds(index))
     if 0 in index.stride() and index.numel() > 1:
         input = torch.flip(input, [dim])
     return torch.gather(input, dim, index if index.dtype != torch.uint8 else index.long())
@@ -82,7 +87,8 @@ def torch_gather_misreads_expanded_index(input, dim, index):
 def scatter_add_drops_last_update_when_large(input, dim, index, src):
     """np.add.at, except that for an input of 2**16 elements or more the last update is lost (the shape
     of a kernel that switches code path with the size)."""
-    check_scatter_add(input, dim, index, src)
+    d = check_scatter_add(input, dim, index, src)
+    check_index_values("scatter_add", index, d, input.shape[d] if input.ndim else 1)
     out = input.copy()
     if input.ndim == 0:
         return out + src
@@ -100,6 +106,10 @@ def jax_gather_wrong_under_jit(input, dim, index):
     import jax
     import jax.numpy as jnp
 
+    from crosscheck.jax_impl.indexing import _checked_mode, _size
+
+    d = check_gather(input, dim, index)
+    _checked_mode("gather", index, d, _size(input, d))  # checks a concrete index's values
     if input.ndim == 0:
         return input
     if isinstance(index, jax.core.Tracer):

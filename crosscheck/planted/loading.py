@@ -184,8 +184,12 @@ def _checked_when_iterated(dataset, batch_size, *, shuffle=False, seed=0, epoch=
 
 def _batches_accepting_repeats(dataset, batch_size, *, order=None, drop_last=False):
     """refs.batches, except that an index repeated in ``order`` passes."""
-    entries = list(order) if isinstance(order, (list, tuple)) else None
-    if entries and all(type(i) is int for i in entries) and len(set(entries)) < len(entries):
+    entries = None
+    if isinstance(order, (list, tuple)) and all(type(i) is int for i in order):
+        entries = list(order)
+    elif isinstance(order, np.ndarray) and order.ndim == 1 and order.dtype.kind in "iu":
+        entries = [int(i) for i in order]
+    if entries and len(set(entries)) < len(entries):
         refs.batches(dataset, batch_size, order=list(dict.fromkeys(entries)), drop_last=drop_last)
         from refs.loading import _batches
 
