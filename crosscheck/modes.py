@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+from dataclasses import dataclass
 
 from refs.trees import map_tree
 
@@ -37,6 +38,44 @@ MODES = ("eager", "jit", "compile")
 #: the framework each compiled mode belongs to
 FRAMEWORK = {"jit": "jax", "compile": "torch"}
 DEFAULT = ("eager",)
+
+
+@dataclass(frozen=True)
+class CompilerFailure:
+    """A published crash of a framework's compiler on a valid program: counted as known in the
+    cells of ``mode`` whose exception is ``exception`` with ``match`` in its message, with the
+    link. Matched by message, not by version: once the compiler is fixed the cell compares again.
+    """
+
+    mode: str
+    exception: str  # the class name, as the framework raises it
+    match: str
+    url: str
+    why: str
+
+    def reason(self) -> str:
+        return f"{self.why} ({self.url})"
+
+
+COMPILER_FAILURES = (
+    # Inductor's stride-order check takes a sympy power with a negative exponent for some
+    # symbolic strides (dynamic=True); torch 2.13 on CPU, torch_impl.fold's strided slices
+    # of the padded image reach it (and torch_impl.conv's gradient)
+    CompilerFailure("compile", "InductorError", "Exponent must be non-negative",
+                    "https://github.com/pytorch/pytorch/issues/188323",
+                    "Inductor crashes in _stride_expr_ge_or_false on symbolic strides"),
+)
+
+
+def compiler_failure(mode: str, error: BaseException) -> str | None:
+    """The reason to count ``error`` as a known compiler crash in ``mode``, or None."""
+    if mode == "eager":
+        return None
+    text = str(error)
+    for known in COMPILER_FAILURES:
+        if known.mode == mode and type(error).__name__ == known.exception and known.match in text:
+            return known.reason()
+    return None
 
 
 def supports(mode: str, framework: str) -> bool:

@@ -16,6 +16,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from crosscheck import layouts as layouts_
+from crosscheck import modes
 from crosscheck.compare import Comparison
 from crosscheck.optable import Case, Historic, KnownDifference, Property, Target, call_of
 from crosscheck.reproduce import reproducers
@@ -132,6 +133,10 @@ def run(
             outcome.count(outcome.known, str(known))
             return
         except Exception as e:
+            crash = modes.compiler_failure(target.mode, e)
+            if crash:  # a published compiler crash on this valid call: counted, with its link
+                outcome.count(outcome.known, crash)
+                return
             # attached to the exception itself, so pytest and the report (which runs
             # hypothesis quietly) both show it, once, for the shrunk case
             e.add_note(reproducers(target, drawn))

@@ -21,13 +21,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_deck_training import CASE, deck, expected, refs_steps  # noqa: F401 - deck: a fixture
-from test_deck_training import inference_loop as deck_inference_loop
+from deck_training import CASE, expected, make_deck, refs_steps
+from deck_training import inference_loop as deck_inference_loop
 
 import refs
 
 torch = pytest.importorskip("torch")
 device = "cpu"  # the slides' loops read it
+
+@pytest.fixture(name="deck")
+def deck_fixture(require_backend):
+    return make_deck(require_backend)
+
 
 # ------------------------------------------------------------ zeros_like
 
@@ -138,7 +143,7 @@ def deck_train_loop_reindented(dataloader, model, criterion, optimizer):
     return epoch_loss, epoch_accuracy
 
 
-def test_the_train_loop_reindented_still_divides_a_sum_of_batch_means(deck):  # noqa: F811
+def test_the_train_loop_reindented_still_divides_a_sum_of_batch_means(deck):
     dataloader, model, criterion, optimizer = deck
     losses, corrects, tols = refs_steps(CASE.params())  # per batch: mean loss before the step
     sizes, size = (2, 2, 1), CASE.samples
@@ -154,7 +159,7 @@ def test_the_train_loop_reindented_still_divides_a_sum_of_batch_means(deck):  # 
     assert abs(corrected_loss - mean) <= sum(n * t for n, t in zip(sizes, tols)) / size + 1e-12
 
 
-def test_with_drop_last_the_loops_count_samples_no_batch_holds(deck):  # noqa: F811
+def test_with_drop_last_the_loops_count_samples_no_batch_holds(deck):
     from torch.utils.data import DataLoader
 
     import torch_impl

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import refs
-from crosscheck import backends
+from crosscheck import backends, modes
 from crosscheck.bench.cases import EXAMPLES
 from crosscheck.compare import Mismatch, assert_close
 from crosscheck.layouts import Layout
@@ -220,3 +220,34 @@ def test_large_cases_are_large_and_rebuilt_from_their_seed(op):
         again = spec.large(sizes.rng(seed))
         for a, b in zip(leaves(args, np.ndarray), leaves(again, np.ndarray)):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_published_compiler_crash_is_known_and_nothing_else():
+    """Only the listed crash, in its mode, with its message, is counted as known (with the
+    link); the same message eagerly, another class or another message stays an error."""
+    InductorError = type("InductorError", (Exception,), {})
+    crash = InductorError("ValueError: Exponent must be non-negative.")
+    reason = modes.compiler_failure("compile", crash)
+    assert reason and "pytorch/pytorch/issues/188323" in reason
+    assert modes.compiler_failure("eager", crash) is None
+    assert modes.compiler_failure("jit", crash) is None
+    assert modes.compiler_failure("compile", ValueError("Exponent must be non-negative")) is None
+    assert modes.compiler_failure("compile", InductorError("another crash")) is None
+
+
+def test_torch_impl_checks_run_untraced_under_compile(require_backend):
+    """Traced by Dynamo (dynamic=True), torch 2.13 mis-evaluated a shape check and refused a
+    valid unfold; the checks run untraced, so a compiled call refuses exactly what an eager
+    one does, with the same message."""
+    require_backend(backends.Backend("torch-cpu"))
+    why = modes.unavailable("compile")
+    if why:
+        pytest.skip(why)
+    import torch
+
+    import torch_impl
+
+    unfold = modes.wrap(torch_impl.unfold, "compile")
+    assert unfold(torch.zeros(2, 1, 5), (2,), (1,), (0,), (1,)).shape == (2, 2, 4)
+    with pytest.raises(ValueError, match=r"unfold\(\): stride = \(0,\) must be positive"):
+        unfold(torch.zeros(0, 1, 1), (1,), (1,), (0,), (0,))

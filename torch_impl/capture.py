@@ -33,7 +33,6 @@ from torch import nn
 from torch.func import functional_call
 
 from refs.capture import init_params as _init_params_numpy
-from refs.checks.capture import check_input, check_layer, check_params
 from refs.checks.common import fail
 from refs.network import (
     CONV1_KERNEL,
@@ -44,6 +43,7 @@ from refs.network import (
     PENALTY_LAYER,
     POOL,
 )
+from torch_impl._host import check_input, check_layer, check_params
 
 
 class SmallNet(nn.Module):

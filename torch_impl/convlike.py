@@ -23,8 +23,8 @@ import itertools
 import torch
 import torch.nn.functional as F
 
-from refs.checks.common import require_array
-from refs.checks.convlike import Geometry, check_conv, check_fold, check_max_pool, check_unfold
+from refs.checks.convlike import Geometry
+from torch_impl._host import check_conv, check_fold, check_max_pool, check_unfold, require_array
 
 
 def unfold(input: torch.Tensor, kernel_size, dilation=1, padding=0, stride=1, *,

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from refs.checks.common import require_array
-from refs.checks.einsum import check_matmul, parse_einsum
 from refs.contraction import Contract, contraction_plan
+from torch_impl._host import check_matmul, parse_einsum, require_array
 
 
 def einsum(subscripts: str, *operands: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from refs.checks.common import require_array
-from refs.checks.indexing import check_gather, check_index_values, check_scatter_add
+from torch_impl._host import check_gather, check_index_values, check_scatter_add, require_array
 
 
 def gather(input: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:

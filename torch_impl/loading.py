@@ -59,9 +59,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from refs.checks.common import fail
-from refs.checks.loading import check_flag, check_int, check_loader, check_samples
 from refs.collate import collate_tree
 from refs.loading import epoch_order
+from torch_impl._host import check_flag, check_int, check_loader, check_samples
 
 #: the start method of the workers: fork where there is one (see the module docstring)
 _START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else None

@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from refs.checks.training import (
+from torch_impl._host import (
     check_batch,
     check_batches,
     check_loop,
-    check_samples,
     check_train_step,
 )
+from torch_impl._host import check_samples_in_epoch as check_samples
 from torch_impl.capture import Regularizer, SmallNet
 
 

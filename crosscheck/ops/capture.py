@@ -535,31 +535,6 @@ INIT_FAULTS = (
 )
 
 
-class BadCall(NamedTuple):
-    """A bad ``(params, x, layer)``, for tests that call the network's functions themselves
-    (tests/test_training.py draws the network's faults for train_step with it)."""
-
-    params: Any
-    x: Any
-    layer: Any
-    why: str
-    exception: type[Exception]
-    argument: str
-
-
-NET_FAULTS = {f.name: f for f in PARAMS_FAULTS + X_FAULTS + LAYER_FAULTS}
-
-
-@st.composite
-def bad_calls(draw, faults=tuple(NET_FAULTS)):
-    """A :class:`BadCall` with one of the named ``faults`` (the op table's records) applied."""
-    fault = NET_FAULTS[draw(st.sampled_from(faults), label="fault")]
-    case = draw(net_cases(integral=False))
-    broken = fault.apply(draw, {"params": case.params(), "x": case.x(), "layer": case.layer})
-    return BadCall(broken["params"], broken["x"], broken["layer"], fault.name, fault.exception,
-                   fault.argument)
-
-
 # ------------------------------------------------------------ op table
 
 

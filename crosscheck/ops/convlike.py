@@ -536,9 +536,11 @@ def torch_conv(input, weight, bias, stride, padding, dilation, groups):
 def torch_max_pool(input, kernel_size, stride, padding, dilation):
     import torch.nn.functional as F
 
+    from torch_impl._host import check_max_pool as host_check  # untraced under torch.compile
+
     # the rank as the API reads it (a tuple argument, else input.ndim - 2), so that an
     # unbatched (C, *size) input reaches the pool of its spatial rank, as torch reads it
-    rank = check_max_pool(input, kernel_size, stride, padding, dilation).spatial_dims
+    rank = host_check(input, kernel_size, stride, padding, dilation).spatial_dims
     pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[rank - 1]
     return pool(input, kernel_size, stride, padding, dilation)
 
