@@ -77,7 +77,8 @@ def parse_args(argv=None):
     p.add_argument("--examples", type=int, default=40,
                    help="hypothesis examples per property and target (default 40)")
     p.add_argument("--seed", type=int, default=0, help="hypothesis seed (default 0: the same cases every run)")
-    p.add_argument("--ops", default=None, help="comma-separated ops (default: all)")
+    p.add_argument("--ops", default=None,
+                   help="comma-separated ops or topics, e.g. gather,convlike (default: all)")
     p.add_argument("--devices", default=None, help="comma-separated devices: cpu, cuda (default: all present)")
     p.add_argument("--impls", default=None,
                    help="comma-separated implementations, e.g. refs,torch_impl,torch.gather")
@@ -142,9 +143,15 @@ def _select(args) -> tuple[Plan, list, list]:
         selection = Selection(f"{selection.name}+modes", tuple(modes), selection.layouts,
                               selection.sizes, selection.tier, selection.large_every)
     ops = _split(args.ops)
-    unknown = [o for o in ops or () if o not in BY_NAME]
-    if unknown:
-        raise SelectionError(f"unknown ops {unknown}; known: {', '.join(BY_NAME)}")
+    if ops:  # a topic's name stands for its ops (--ops convlike)
+        topics = {}
+        for op in BY_NAME.values():
+            topics.setdefault(op.topic, []).append(op.name)
+        ops = list(dict.fromkeys(n for o in ops for n in topics.get(o, [o])))
+        unknown = [o for o in ops if o not in BY_NAME]
+        if unknown:
+            raise SelectionError(f"unknown ops {unknown}; known: {', '.join(BY_NAME)} "
+                                 f"(or a topic: {', '.join(topics)})")
     devices = _split(args.devices)
     known_devices = sorted({b.device for b in chosen})
     unknown = [d for d in devices or () if d not in known_devices]
@@ -392,8 +399,10 @@ def _list(todo, mine) -> None:
     for i in mine:
         p, t = todo[i]
         print(f"  {p.op:16} {p.name:34} {t.name:{width}} {t.backend.name}")
-    print(f"\nhistoric cases (replayed first in every run): {len(HISTORIC)}")
-    for h in HISTORIC:
+    ops = {p.op for p, _ in todo}
+    chosen = [h for h in HISTORIC if h.op in ops]
+    print(f"\nhistoric cases of these ops (replayed first in every run): {len(chosen)}")
+    for h in chosen:
         print(f"  {h.op:12} {h.property:20} {h.name}: {h.summary}  <{h.url}>")
 
 

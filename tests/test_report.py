@@ -116,6 +116,14 @@ def test_list_names_the_historic_cases(capsys):
     assert "historic cases" in printed and "https://github.com/pytorch/pytorch/issues/129093" in printed
 
 
+def test_a_topic_selects_its_ops(capsys):
+    assert report.main(["--ops", "convlike", "--list"]) == 0
+    rows = {line.split()[0] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("  ") and line.split()}
+    assert {"unfold", "fold", "conv", "max_pool"} <= rows
+    assert not rows & {"gather", "scatter_add", "einsum", "matmul", "forward", "make_loader"}
+
+
 HIDE_HYPOTHESIS = """
 import sys
 class Hide:
