@@ -20,7 +20,9 @@ import contextlib
 import json
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -251,29 +253,82 @@ def _worker_init(plan: Plan) -> None:
     _WORKER["cells"] = build_cells(plan)
 
 
-def _worker_run(index: int) -> tuple[int, Cell]:
+def _worker_run(index: int, marks: str) -> tuple[int, Cell]:
+    # a mark while the cell runs: if native code kills the process (an XLA CHECK failure
+    # aborts it), the marks left behind name the cells that were running
+    mark = os.path.join(marks, str(index))
+    with open(mark, "w"):
+        pass
     prop, target = _WORKER["cells"][index]
-    return index, run_cell(prop, target, _WORKER["plan"])
+    if os.environ.get("CROSSCHECK_ABORT_IN_CELL") == f"{prop.op}.{prop.name}.{target.name}":
+        os.abort()  # fault injection: tests/test_report.py kills a worker this way
+    cell = run_cell(prop, target, _WORKER["plan"])
+    os.remove(mark)
+    return index, cell
 
 
-def run_all(plan: Plan, todo: list, indices: list[int], jobs: int, on_cell) -> list[Cell]:
-    """Run the cells ``indices`` of ``todo``; ``on_cell(i, n, cell)`` as each one ends."""
-    results: dict[int, Cell] = {}
-    if jobs <= 1 or len(indices) <= 1:
-        for k, i in enumerate(indices, 1):
-            results[i] = run_cell(*todo[i], plan)
-            on_cell(k, len(indices), results[i])
-        return [results[i] for i in indices]
+def _died(prop, target, code: str) -> Cell:
+    cell = Cell(prop.op, prop.name, target.impl, target.mode, target.name, target.backend.name,
+                target.backend.device)
+    cell.status = "error"
+    cell.message = (f"the process died running this cell ({code}): a crash below Python, such as "
+                    f"an XLA CHECK failure or a segfault; run the cell alone to see it")
+    return cell
+
+
+def _pool(plan: Plan, indices: list[int], jobs: int, results: dict, on_done) -> list[int]:
+    """Run ``indices`` in a pool of ``jobs`` spawned workers; the cells that were running
+    when a worker died, or all unfinished ones if none is marked."""
     # spawned, not forked: a forked JAX can deadlock, and each worker builds the same
     # table (the plan is all it needs); the JAX and Inductor caches on disk are shared
     context = multiprocessing.get_context("spawn")
-    with futures.ProcessPoolExecutor(jobs, context, initializer=_worker_init,
-                                     initargs=(plan,)) as pool:
-        pending = [pool.submit(_worker_run, i) for i in indices]
-        for k, done in enumerate(futures.as_completed(pending), 1):
-            i, cell = done.result()
-            results[i] = cell
-            on_cell(k, len(indices), cell)
+    marks = tempfile.mkdtemp(prefix="crosscheck-cells-")
+    try:
+        with futures.ProcessPoolExecutor(jobs, context, initializer=_worker_init,
+                                         initargs=(plan,)) as pool:
+            pending = [pool.submit(_worker_run, i, marks) for i in indices]
+            try:
+                for done in futures.as_completed(pending):
+                    i, cell = done.result()
+                    results[i] = cell
+                    on_done(cell)
+            except futures.process.BrokenProcessPool:
+                running = sorted(int(name) for name in os.listdir(marks))
+                return running or [i for i in indices if i not in results]
+        return []
+    finally:
+        shutil.rmtree(marks, ignore_errors=True)
+
+
+def run_all(plan: Plan, todo: list, indices: list[int], jobs: int, on_cell) -> list[Cell]:
+    """Run the cells ``indices`` of ``todo``; ``on_cell(i, n, cell)`` as each one ends.
+
+    With ``jobs > 1`` the cells run in worker processes, and a cell whose native code kills
+    its process (XLA aborts on a CHECK failure) becomes an error of its own: the cells that
+    were running then are rerun one at a time to find it, and the rest go on.
+    """
+    results: dict[int, Cell] = {}
+    count = [0]
+
+    def done(cell: Cell) -> None:
+        count[0] += 1
+        on_cell(count[0], len(indices), cell)
+
+    if jobs <= 1 or len(indices) <= 1:
+        for i in indices:
+            results[i] = run_cell(*todo[i], plan)
+            done(results[i])
+        return [results[i] for i in indices]
+    remaining = list(indices)
+    while remaining:
+        suspects = _pool(plan, remaining, jobs, results, done)
+        for i in suspects:
+            if i in results:
+                continue
+            if len(suspects) == 1 or _pool(plan, [i], 1, results, done):
+                results[i] = _died(*todo[i], "its worker process ended abruptly")
+                done(results[i])
+        remaining = [i for i in remaining if i not in results]
     return [results[i] for i in indices]
 
 

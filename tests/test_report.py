@@ -149,3 +149,19 @@ def test_without_hypothesis_the_report_names_the_extra_to_install():
     assert done.returncode == 2, done.stderr
     assert "crosscheck-advanced-pytorch[harness]" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_worker_that_dies_is_its_cells_error_and_the_run_goes_on(monkeypatch, tmp_path, capsys):
+    """Native code can kill its process (XLA aborts on a CHECK failure): that cell is an
+    error of its own, and every other cell still runs."""
+    monkeypatch.setenv("CROSSCHECK_ABORT_IN_CELL", "gather.agrees_with_ref.refs")
+    out = tmp_path / "run.json"
+    status = report.main(["--ops", "gather", "--impls", "refs,torch_impl,torch.gather",
+                          "--examples", "3", "-j", "2", "--json", str(out)])
+    assert status == 1
+    cells = json.loads(out.read_text())["cells"]
+    died = [c for c in cells if c["status"] == "error"]
+    assert [(c["property"], c["target"]) for c in died] == [("agrees_with_ref", "refs")]
+    assert "process died" in died[0]["message"]
+    assert all(c["status"] == "agree" for c in cells if c not in died)
+    assert len(cells) == len({(c["property"], c["target"]) for c in cells})

@@ -498,6 +498,21 @@ def _jax_transpose_unsupported(case, target):
     return None
 
 
+def _patches_vjp_known(prop, drawn, target):
+    # jaxlib 0.10.2 on CPU: the float64 VJP of conv_general_dilated_patches with padding and a
+    # stride > 1 aborts the process in XLA's algebraic simplifier (CHECK "Window dimensions do not
+    # match RHS shape"), e.g. x of (2, 3, 3, 4), kernel (3, 2), stride (3, 2), padding (2, 1)
+    # (the README has the reproducer). An abort cannot be caught, so it is never called.
+    if prop != "grad_is_fold":
+        return None
+    case = call_of(drawn).named(UNFOLD_ARGS)
+    if (case["input"].dtype == np.float64 and np.any(np.asarray(case["padding"]) > 0)
+            and np.any(np.asarray(case["stride"]) > 1)):
+        return ("XLA aborts the process in the float64 VJP of conv_general_dilated_patches "
+                "with padding and stride > 1 (algebraic_simplifier CHECK, jaxlib 0.10.2)")
+    return None
+
+
 def _reduce_window_known(prop, drawn, target):
     case = call_of(drawn).named(MAX_POOL_ARGS)
     if prop == "grad_goes_to_the_max" and np.any(np.asarray(case["dilation"]) > 1):
@@ -611,7 +626,8 @@ UNFOLD_NATIVES = (
     Native("F.unfold", "torch", torch_unfold, "2 spatial dims, floats only",
            unsupported=_torch_im2col_unsupported),
     Native("lax.conv_general_dilated_patches", "jax", jax_patches,
-           f"reshaped to (N, C*K, L); {_UNBATCHED}; {_NORMALIZED}"),
+           f"reshaped to (N, C*K, L); {_UNBATCHED}; {_NORMALIZED}",
+           known_difference=_patches_vjp_known),
 )
 FOLD_NATIVES = (
     Native("F.fold", "torch", torch_fold, "2 spatial dims, floats only",
