@@ -5,16 +5,16 @@ before any kernel runs), so under ``torch.compile`` they stay outside the graph,
 graph break per call, and the kernels after them are compiled as before.
 
 Traced, they went wrong: torch 2.13's Dynamo under ``torch.compile(dynamic=True)``
-mis-evaluates ``len(shape) not in (rank + 1, rank + 2)`` once ``rank`` comes in as an
-argument (Dynamo makes it a SymInt) and the branch formats its values, so every valid
-``unfold`` / ``conv`` / ``max_pool`` call was refused with "input has shape (2, 1, 1)
-(rank 3) ... expected (C, L) or (N, C, L) (rank 3)". Found by the regression run's
+evaluates ``j not in (a, b)`` as true for every ``j`` once ``a`` and ``b`` are ints that
+became symbolic (an argument, or the result of an untraced call), so a shape check refused
+every valid ``unfold`` / ``conv`` / ``max_pool`` call. Found by the regression run's
 ``torch_impl[compile]`` cells; the standalone reproducer is in the README (Native
 differences).
 """
 
 from __future__ import annotations
 
+from refs import contraction
 from refs.checks import capture, common, convlike, einsum, indexing, loading, training
 from torch_impl._framework import torch
 
@@ -34,6 +34,8 @@ check_max_pool = host(convlike.check_max_pool)
 check_unfold = host(convlike.check_unfold)
 check_matmul = host(einsum.check_matmul)
 parse_einsum = host(einsum.parse_einsum)
+#: not a check, but host work on the subscripts and shapes alike (the same Dynamo slip)
+contraction_plan = host(contraction.contraction_plan)
 check_gather = host(indexing.check_gather)
 check_index_values = host(indexing.check_index_values)
 check_scatter_add = host(indexing.check_scatter_add)

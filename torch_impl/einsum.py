@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from refs.contraction import Contract, contraction_plan
-from torch_impl._host import check_matmul, parse_einsum, require_array
+from refs.contraction import Contract
+from torch_impl._host import check_matmul, contraction_plan, parse_einsum, require_array
 
 
 def einsum(subscripts: str, *operands: torch.Tensor) -> torch.Tensor:
@@ -58,8 +58,10 @@ def _run(parsed, operands, shapes) -> torch.Tensor:
     for step in plan.steps:
         out = _contract(live[step.left], labels[step.left], live[step.right], labels[step.right],
                         step, plan)
-        live = [x for j, x in enumerate(live) if j not in (step.left, step.right)] + [out]
-        labels = [x for j, x in enumerate(labels) if j not in (step.left, step.right)]
+        # `j != ...` twice, not `j not in (...)`: Dynamo (torch 2.13, dynamic=True) gets the
+        # tuple test wrong for ints that came out of the untraced planner (README)
+        live = [x for j, x in enumerate(live) if j != step.left and j != step.right] + [out]
+        labels = [x for j, x in enumerate(labels) if j != step.left and j != step.right]
         labels.append(step.batch + step.left_free + step.right_free)
     return live[0].permute(plan.permutation)
 
