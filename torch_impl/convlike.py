@@ -66,6 +66,11 @@ def fold(input: torch.Tensor, output_size, kernel_size, dilation=1, padding=0,
     g = check_fold(input, output_size, kernel_size, dilation, padding, stride)
     if g.unbatched:  # as torch: a batch of one, its batch dim dropped
         return fold(input[None], g.size, g.kernel_size, g.dilation, g.padding, g.stride)[0]
+    if input.numel() == 0:
+        # nothing to add; and Inductor (torch 2.13, dynamic=True) fails to compile the strided
+        # add_ below on an empty input ("AssertionError: 2 not in VR[0, 0]")
+        # (the sum of no element: a zero that keeps the result in input's autograd graph)
+        return input.sum(dtype=input.dtype).expand((g.batch, g.channels) + g.size).contiguous()
     cols = input.reshape((g.batch, g.channels) + g.kernel_size + g.blocks)
     out = input.new_zeros((g.batch, g.channels) + g.padded)
     for offset in itertools.product(*map(range, g.kernel_size)):
