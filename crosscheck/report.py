@@ -24,7 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
 from crosscheck import backends as backends_mod
@@ -142,8 +142,7 @@ def _select(args) -> tuple[Plan, list, list]:
         unknown = [m for m in modes if m not in modes_mod.MODES]
         if unknown:
             raise SelectionError(f"unknown modes {unknown}; known: {', '.join(modes_mod.MODES)}")
-        selection = Selection(f"{selection.name}+modes", tuple(modes), selection.layouts,
-                              selection.sizes, selection.tier, selection.large_every)
+        selection = replace(selection, name=f"{selection.name}+modes", modes=tuple(modes))
     ops = _split(args.ops)
     if ops:  # a topic's name stands for its ops (--ops convlike)
         topics = {}
@@ -381,8 +380,11 @@ def _main(args) -> int:
     for line in environment.summary_lines(env):
         print(f"  {line}")
     print(f"  backends: {', '.join(b.name for b in present) or 'none'}")
+    capped = ("compile" in sel.modes and sel.compile_examples is not None
+              and sel.compile_examples < args.examples)
     print(f"  modes: {', '.join(sel.modes)}; torch layouts: {', '.join(sel.layouts)}; "
-          f"sizes: {', '.join(sel.sizes)}")
+          f"sizes: {', '.join(sel.sizes)}"
+          + (f"; torch.compile cells: {sel.compile_examples} examples" if capped else ""))
     for b in absent:
         print(f"  skipped {b.name}: {b.missing()}")
     if args.list:

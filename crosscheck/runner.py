@@ -163,6 +163,8 @@ def run(
     budget = base.max_examples if max_examples is None else max_examples
     if prop.max_examples is not None:
         budget = min(budget, prop.max_examples)
+    if target.mode == "compile" and selection.compile_examples is not None:
+        budget = min(budget, selection.compile_examples)
     check = settings(base, max_examples=budget)(check)
     check()
     outcome.historic = len(historic)  # explicit examples always run, before any drawn one

@@ -28,14 +28,18 @@ class Selection:
     tier: str = "default"
     #: of the examples a cell draws, about one in ``large_every`` is of the large tier
     large_every: int = 4
+    #: at most this many examples in a ``torch.compile`` cell (None: as many as the others):
+    #: every new shape or layout there is an Inductor compilation of 1-10 s on CPU
+    compile_examples: int | None = None
 
     def wants(self, property_tier: str) -> bool:
         return property_tier == "default" or self.tier == "regression"
 
     def describe(self) -> dict:
         return {"tier": self.name, "modes": list(self.modes), "layouts": list(self.layouts),
-                "sizes": list(self.sizes)}
+                "sizes": list(self.sizes), "compile_examples": self.compile_examples}
 
 
 DEFAULT = Selection()
-REGRESSION = Selection("regression", modes.MODES, layouts.KINDS, SIZES, "regression")
+REGRESSION = Selection("regression", modes.MODES, layouts.KINDS, SIZES, "regression",
+                       compile_examples=12)
