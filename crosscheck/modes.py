@@ -140,7 +140,9 @@ def _freeze(tree):
     if isinstance(tree, (list, tuple)):
         return (type(tree), tuple(_freeze(v) for v in tree))
     hash(tree)  # an unhashable static argument cannot be a jit constant: TypeError
-    return tree
+    # typed, and floats by repr: True == 1 == 1.0 and 0.0 == -0.0 hash alike, and one
+    # compilation must not serve the other (a bad lr=True once answered for lr=1.0)
+    return (type(tree), repr(tree) if isinstance(tree, float) else tree)
 
 
 @functools.cache

@@ -255,3 +255,23 @@ def test_torch_impl_checks_run_untraced_under_compile(require_backend):
     einsum = modes.wrap(torch_impl.einsum, "compile")
     a, b, c = torch.ones(2, 3, 4), torch.ones(2), torch.ones(3)
     assert torch.equal(einsum("abc,a,b->c", a, b, c), torch_impl.einsum("abc,a,b->c", a, b, c))
+
+
+def test_jit_mode_keeps_equal_static_values_of_other_types_apart(require_backend):
+    """True == 1 == 1.0 and 0.0 == -0.0, and they hash alike: a jit cache keyed on the
+    values alone served lr=1.0 with the program compiled for lr=True."""
+    require_backend(backends.Backend("jax-cpu"))
+    import jax.numpy as jnp
+
+    seen = []
+
+    def traced_with(x, static):
+        seen.append((type(static), repr(static)))  # runs once per compilation
+        return x + 0
+
+    run = modes.wrap(traced_with, "jit")
+    x = jnp.zeros(2)
+    for static in (True, 1, 1.0, 0.0, -0.0):
+        run(x, static)
+        assert seen[-1] == (type(static), repr(static)), f"{static!r} ran {seen[-1]}'s program"
+    assert len(seen) == 5
