@@ -222,8 +222,7 @@ def run_cell(prop, target, plan: Plan) -> Cell:
     base = settings.get_profile("regression" if plan.selection.tier == "regression" else "ci")
     quiet = settings(base, verbosity=Verbosity.quiet, derandomize=False,
                      max_examples=plan.examples)
-    cell = Cell(prop.op, prop.name, target.impl, target.mode, target.name, target.backend.name,
-                target.backend.device)
+    cell = _cell_of(prop, target)
     t0 = time.perf_counter()
     try:
         outcome = runner.run(prop, target, selection=plan.selection, seed=plan.seed,
@@ -266,9 +265,13 @@ def _worker_run(index: int, marks: str) -> tuple[int, Cell]:
     return index, cell
 
 
-def _died(prop, target, code: str) -> Cell:
-    cell = Cell(prop.op, prop.name, target.impl, target.mode, target.name, target.backend.name,
+def _cell_of(prop, target) -> Cell:
+    return Cell(prop.op, prop.name, target.impl, target.mode, target.name, target.backend.name,
                 target.backend.device)
+
+
+def _died(prop, target, code: str) -> Cell:
+    cell = _cell_of(prop, target)
     cell.status = "error"
     cell.message = (f"the process died running this cell ({code}): a crash below Python, such as "
                     f"an XLA CHECK failure or a segfault; run the cell alone to see it")

@@ -64,3 +64,46 @@ def test_axis_plant_needs_the_regression_run(plant, require_backend):
                         f"does not prove that the {plant.axis} axis is needed")
     caught = catch(plant, axis_selection(plant.axis), max_examples=EXAMPLES, historic=False)
     assert caught, f"the regression run ({plant.axis}) did not catch {plant.bug!r} in {plant.op}"
+
+
+def _alternating(op_name: str):
+    """refs' op, except that every second call adds 1 to the first element: a kernel whose
+    answer depends on a race or on state left by the call before."""
+    import numpy as np
+
+    import refs
+
+    calls = [0]
+
+    def fn(*args):
+        out = np.array(getattr(refs, op_name)(*args), copy=True)
+        calls[0] += 1
+        if calls[0] % 2 == 0 and out.size:
+            out.reshape(-1)[0] += 1
+        return out
+
+    return fn
+
+
+@pytest.mark.parametrize(("op", "deterministic"), [("gather", True), ("scatter_add", False)])
+def test_repeatable_fails_a_promise_and_reports_the_rest(op, deterministic, require_backend):
+    """The generic ``repeatable`` property: a second call that differs fails an op that
+    promises determinism (gather moves data), and is reported, not failed, for one that
+    does not (scatter_add: CUDA's atomics may add in any order)."""
+    from crosscheck import runner
+    from crosscheck.ops import BY_NAME, properties
+    from crosscheck.optable import NOT_REPEATABLE, Plant
+    from crosscheck.planted import targets
+
+    require_backend(backends.Backend("numpy"))
+    assert BY_NAME[op].deterministic is deterministic
+    prop = next(p for p in properties([op], REGRESSION) if p.name == "repeatable")
+    plant = Plant(op, "answers differently on a second call", _alternating(op))
+    (target,) = targets(plant)
+    small = Selection("small", DEFAULT.modes, DEFAULT.layouts, DEFAULT.sizes, "regression")
+    if deterministic:
+        with pytest.raises(AssertionError, match="second call vs first"):
+            runner.run(prop, target, selection=small, max_examples=EXAMPLES)
+    else:
+        outcome = runner.run(prop, target, selection=small, max_examples=EXAMPLES)
+        assert outcome.observed.get(NOT_REPEATABLE, 0) > 0

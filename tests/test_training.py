@@ -49,7 +49,8 @@ WITNESS = {
     ("inference_loop", "takes_a_loader"): "batches indexed, a stream refused",
     ("inference_loop", "repeatable"): None,
 }
-"""``None``: the generic ``repeatable`` property, proven on the indexing topic's plants."""
+"""``None``: the generic ``repeatable`` property, proven once for every op in
+``tests/test_planted.py::test_repeatable_fails_a_promise_and_reports_the_rest``."""
 
 QUICK = settings(settings.default, max_examples=100, database=None,
                  phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False,

@@ -47,4 +47,4 @@ check_batch = host(training.check_batch)
 check_batches = training.check_batches  # a generator: it runs where the loop iterates it
 check_loop = host(training.check_loop)
 check_train_step = host(training.check_train_step)
-check_samples_in_epoch = host(training.check_samples)
+check_epoch_samples = host(training.check_samples)  # loading's check_samples is another

@@ -24,10 +24,10 @@ from torch import nn
 from torch_impl._host import (
     check_batch,
     check_batches,
+    check_epoch_samples,
     check_loop,
     check_train_step,
 )
-from torch_impl._host import check_samples_in_epoch as check_samples
 from torch_impl.capture import Regularizer, SmallNet
 
 
@@ -85,7 +85,7 @@ def train_loop(params, batches, *, lr, penalty_weight=0.0):
             samples += len(y)
             running_loss += loss.item() * len(y)
             running_corrects += int((pred.argmax(1) == y).sum().item())
-    check_samples(fn, samples)
+    check_epoch_samples(fn, samples)
     return _weights(model, params), running_loss / samples, 100 * running_corrects / samples
 
 
@@ -113,7 +113,7 @@ def inference_loop(params, batches):
             samples += len(y)
             running_loss += criterion(pred, y).item() * len(y)
             running_corrects += int((pred.argmax(1) == y).sum().item())
-    check_samples(fn, samples)
+    check_epoch_samples(fn, samples)
     return running_loss / samples, 100 * running_corrects / samples
 
 
