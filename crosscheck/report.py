@@ -246,23 +246,94 @@ def run_cell(prop, target, plan: Plan) -> Cell:
 _WORKER: dict = {}
 
 
-def _worker_init(plan: Plan) -> None:
-    _WORKER["plan"] = plan
-    _WORKER["cells"] = build_cells(plan)
+def _worker_init(threads: int) -> None:
+    # before torch and JAX load, which size their thread pools once
+    os.environ.update(thread_env(threads))
 
 
-def _worker_run(index: int, marks: str) -> tuple[int, Cell]:
-    # a mark while the cell runs: if native code kills the process (an XLA CHECK failure
-    # aborts it), the marks left behind name the cells that were running
-    mark = os.path.join(marks, str(index))
-    with open(mark, "w"):
-        pass
-    prop, target = _WORKER["cells"][index]
-    if os.environ.get("CROSSCHECK_ABORT_IN_CELL") == f"{prop.op}.{prop.name}.{target.name}":
-        os.abort()  # fault injection: tests/test_report.py kills a worker this way
-    cell = run_cell(prop, target, _WORKER["plan"])
-    os.remove(mark)
-    return index, cell
+def _worker_cells(plan: Plan) -> list:
+    if _WORKER.get("plan") != plan:
+        _WORKER["plan"], _WORKER["cells"] = plan, build_cells(plan)
+    return _WORKER["cells"]
+
+
+def start_pool(jobs: int) -> futures.ProcessPoolExecutor:
+    """A pool of ``jobs`` spawned worker processes that share the cores."""
+    # spawned, not forked: a forked JAX can deadlock; the JAX and Inductor caches on disk
+    # are shared
+    return futures.ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"),
+                                       initializer=_worker_init,
+                                       initargs=(threads_per_job(jobs),))
+
+
+def threads_per_job(jobs: int) -> int:
+    """The threads each of ``jobs`` worker processes may use: the cores shared out."""
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+#: the variables that size the thread pools of OpenMP (torch's intra-op pool), MKL and
+#: OpenBLAS
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def thread_env(threads: int, environ=None) -> dict[str, str]:
+    """The variables a worker process sets (before torch and JAX load) so that the jobs
+    share the cores instead of each sizing its pools to all of them; a variable the user
+    set is kept.
+
+    Two workers on two cores, each with torch's two OpenMP threads (which spin while they
+    wait) and XLA's Eigen pool of two, slowed the default report by a third and made
+    single cells 3-4x slower from one run to the next.
+    """
+    environ = os.environ if environ is None else environ
+    env = {name: str(threads) for name in _THREAD_VARS if name not in environ}
+    flags = environ.get("XLA_FLAGS", "")
+    if threads == 1 and "xla_cpu_multi_thread_eigen" not in flags:
+        # XLA's CPU runtime runs Eigen's matmuls and convolutions on a pool of all cores
+        env["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+    return env
+
+
+def _worker_run(plan: Plan, batch: list[int], marks: str) -> list[tuple[int, Cell]]:
+    cells = _worker_cells(plan)
+    done = []
+    for index in batch:
+        # a mark while the cell runs: if native code kills the process (an XLA CHECK failure
+        # aborts it), the marks left behind name the cells that were running
+        mark = os.path.join(marks, str(index))
+        with open(mark, "w"):
+            pass
+        prop, target = cells[index]
+        if os.environ.get("CROSSCHECK_ABORT_IN_CELL") == f"{prop.op}.{prop.name}.{target.name}":
+            os.abort()  # fault injection: tests/test_report.py kills a worker this way
+        done.append((index, run_cell(prop, target, plan)))
+        os.remove(mark)
+    return done
+
+
+def batches(todo: list, indices: list[int]) -> list[list[int]]:
+    """``indices`` as a pool takes them: lists of cells that one worker runs in a row.
+
+    * The torch loaders' cells come first, one by one: they start DataLoader worker
+      processes, and a fork copies the page tables of the whole process, which is cheap
+      while the pool's processes are young (11 ms a fork) and not once JAX's in-memory
+      caches have grown (80 ms at 2.5 GB).
+    * The JAX cells of one op on one backend go together: their properties draw the same
+      shapes, and a program that one cell traced and compiled is then reused in memory by
+      the next instead of being lowered again in another process (a lowering costs ~20 ms
+      even when the persistent cache holds the executable). The largest batches first.
+    * Every other cell alone, in table order, so that the end of the run is balanced.
+    """
+    first, rest, jax = [], [], {}
+    for i in indices:
+        prop, target = todo[i]
+        if target.op.topic == "loading" and target.framework == "torch":
+            first.append([i])
+        elif target.framework == "jax":
+            jax.setdefault((prop.op, target.backend.name), []).append(i)
+        else:
+            rest.append([i])
+    return first + sorted(jax.values(), key=len, reverse=True) + rest
 
 
 def _cell_of(prop, target) -> Cell:
@@ -278,22 +349,19 @@ def _died(prop, target, code: str) -> Cell:
     return cell
 
 
-def _pool(plan: Plan, indices: list[int], jobs: int, results: dict, on_done) -> list[int]:
+def _pool(plan: Plan, todo: list, indices: list[int], jobs: int, results: dict, on_done) -> list[int]:
     """Run ``indices`` in a pool of ``jobs`` spawned workers; the cells that were running
     when a worker died, or all unfinished ones if none is marked."""
-    # spawned, not forked: a forked JAX can deadlock, and each worker builds the same
-    # table (the plan is all it needs); the JAX and Inductor caches on disk are shared
-    context = multiprocessing.get_context("spawn")
     marks = tempfile.mkdtemp(prefix="crosscheck-cells-")
     try:
-        with futures.ProcessPoolExecutor(jobs, context, initializer=_worker_init,
-                                         initargs=(plan,)) as pool:
-            pending = [pool.submit(_worker_run, i, marks) for i in indices]
+        with start_pool(jobs) as pool:
+            pending = [pool.submit(_worker_run, plan, batch, marks)
+                       for batch in batches(todo, indices)]
             try:
                 for done in futures.as_completed(pending):
-                    i, cell = done.result()
-                    results[i] = cell
-                    on_done(cell)
+                    for i, cell in done.result():
+                        results[i] = cell
+                        on_done(cell)
             except futures.process.BrokenProcessPool:
                 running = sorted(int(name) for name in os.listdir(marks))
                 return running or [i for i in indices if i not in results]
@@ -323,11 +391,11 @@ def run_all(plan: Plan, todo: list, indices: list[int], jobs: int, on_cell) -> l
         return [results[i] for i in indices]
     remaining = list(indices)
     while remaining:
-        suspects = _pool(plan, remaining, jobs, results, done)
+        suspects = _pool(plan, todo, remaining, jobs, results, done)
         for i in suspects:
             if i in results:
                 continue
-            if len(suspects) == 1 or _pool(plan, [i], 1, results, done):
+            if len(suspects) == 1 or _pool(plan, todo, [i], 1, results, done):
                 results[i] = _died(*todo[i], "its worker process ended abruptly")
                 done(results[i])
         remaining = [i for i in remaining if i not in results]
@@ -361,6 +429,7 @@ class _Tee:
 
 
 def _main(args) -> int:
+    jobs = args.jobs or os.cpu_count() or 1
     try:
         _require_harness()
         plan, present, absent = _select(args)
@@ -376,10 +445,9 @@ def _main(args) -> int:
     from crosscheck import environment
 
     env = environment.environment()
-    jobs = args.jobs or os.cpu_count() or 1
     sel = plan.selection
     print(f"crosscheck: {len(mine)} cells (property x target){f' of {len(todo)}, shard {shard[0]}/{shard[1]}' if shard else ''}, "
-          f"{plan.examples} examples each, seed {plan.seed}, tier {sel.name}, {min(jobs, len(mine))} jobs")
+          f"{plan.examples} examples each, seed {plan.seed}, tier {sel.name}, {_jobs_text(jobs, len(mine))}")
     for line in environment.summary_lines(env):
         print(f"  {line}")
     print(f"  backends: {', '.join(b.name for b in present) or 'none'}")
@@ -427,6 +495,23 @@ def _main(args) -> int:
     return 1 if bad else 0
 
 
+def _jobs_text(jobs: int, cells: int) -> str:
+    jobs = min(jobs, cells)
+    if jobs <= 1:
+        return "1 job (this process)"
+    env = thread_env(threads_per_job(jobs))
+    text = f"{jobs} jobs of {threads_per_job(jobs)} thread(s)"
+    return text + (f" ({', '.join(f'{k}={v}' for k, v in env.items())})" if env else "")
+
+
+def _workers(jobs: int, cells: int) -> dict:
+    jobs = min(jobs, cells)
+    if jobs <= 1:
+        return {"jobs": 1, "threads_per_job": None, "worker_env": {}}
+    return {"jobs": jobs, "threads_per_job": threads_per_job(jobs),
+            "worker_env": thread_env(threads_per_job(jobs))}
+
+
 def record(args, plan, env, results, started, seconds, shard, present, absent) -> dict:
     """The run record (schema 2): environment, selection, and every cell."""
     return {
@@ -446,6 +531,7 @@ def record(args, plan, env, results, started, seconds, shard, present, absent) -
             "started": started.isoformat(timespec="seconds"),
             "seconds": round(seconds, 2),
             "shard": list(shard) if shard else None,
+            **_workers(args.jobs or os.cpu_count() or 1, len(results)),
             "command": "python -m crosscheck " + " ".join(args.argv),
         },
         "cells": [asdict(c) for c in results],

@@ -85,13 +85,15 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1, *, spatial_dims=
         return unfold(input[None], g.kernel_size, g.dilation, g.padding, g.stride)[0]
     K, L = g.kernel_volume, g.num_blocks
     out = np.zeros((g.batch, g.channels * K, L), dtype=input.dtype)
-    for n in range(g.batch):
-        for c in range(g.channels):
-            for j, offset in enumerate(np.ndindex(*g.kernel_size)):
-                for l, block in enumerate(np.ndindex(*g.blocks)):  # noqa: E741 - l as in the formula
-                    pos = _position(g, block, offset)
-                    if _inside(pos, g.size):
-                        out[n, c * K + j, l] = input[(n, c) + pos]
+    # the position depends on (j, l) only: found once, then read for every n and c
+    for j, offset in enumerate(np.ndindex(*g.kernel_size)):
+        for l, block in enumerate(np.ndindex(*g.blocks)):  # noqa: E741 - l as in the formula
+            pos = _position(g, block, offset)
+            if not _inside(pos, g.size):
+                continue  # in the padding: out stays 0
+            for n in range(g.batch):
+                for c in range(g.channels):
+                    out[n, c * K + j, l] = input[(n, c) + pos]
     return out
 
 
@@ -133,13 +135,14 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
         return fold(input[None], g.size, g.kernel_size, g.dilation, g.padding, g.stride)[0]
     K = g.kernel_volume
     out = np.zeros((g.batch, g.channels) + g.size, dtype=input.dtype)
-    for n in range(g.batch):
-        for c in range(g.channels):
-            for j, offset in enumerate(np.ndindex(*g.kernel_size)):
-                for l, block in enumerate(np.ndindex(*g.blocks)):  # noqa: E741 - l as in the formula
-                    pos = _position(g, block, offset)
-                    if _inside(pos, g.size):
-                        out[(n, c) + pos] += input[n, c * K + j, l]
+    for j, offset in enumerate(np.ndindex(*g.kernel_size)):
+        for l, block in enumerate(np.ndindex(*g.blocks)):  # noqa: E741 - l as in the formula
+            pos = _position(g, block, offset)
+            if not _inside(pos, g.size):
+                continue  # in the padding: dropped
+            for n in range(g.batch):
+                for c in range(g.channels):
+                    out[(n, c) + pos] += input[n, c * K + j, l]
     return out
 
 

@@ -151,17 +151,51 @@ def test_without_hypothesis_the_report_names_the_extra_to_install():
     assert "Traceback" not in done.stderr
 
 
-def test_a_worker_that_dies_is_its_cells_error_and_the_run_goes_on(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize(("impls", "dies"), [
+    ("refs,torch_impl,torch.gather", "refs"),
+    # JAX cells run in batches: the cells after the dying one in its batch never started
+    ("refs,jax_impl,jnp.take_along_axis", "jax_impl"),
+])
+def test_a_worker_that_dies_is_its_cells_error_and_the_run_goes_on(impls, dies, monkeypatch,
+                                                                    tmp_path, capsys):
     """Native code can kill its process (XLA aborts on a CHECK failure): that cell is an
     error of its own, and every other cell still runs."""
-    monkeypatch.setenv("CROSSCHECK_ABORT_IN_CELL", "gather.agrees_with_ref.refs")
+    if "jax" in impls and backends.Backend("jax-cpu").missing():
+        pytest.skip("needs jax-cpu")
+    monkeypatch.setenv("CROSSCHECK_ABORT_IN_CELL", f"gather.agrees_with_ref.{dies}")
     out = tmp_path / "run.json"
-    status = report.main(["--ops", "gather", "--impls", "refs,torch_impl,torch.gather",
+    status = report.main(["--ops", "gather", "--impls", impls,
                           "--examples", "3", "-j", "2", "--json", str(out)])
     assert status == 1
-    cells = json.loads(out.read_text())["cells"]
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["jobs"] == 2 and doc["meta"]["threads_per_job"] >= 1
+    cells = doc["cells"]
     died = [c for c in cells if c["status"] == "error"]
-    assert [(c["property"], c["target"]) for c in died] == [("agrees_with_ref", "refs")]
+    assert [(c["property"], c["target"]) for c in died] == [("agrees_with_ref", dies)]
     assert "process died" in died[0]["message"]
     assert all(c["status"] == "agree" for c in cells if c not in died)
     assert len(cells) == len({(c["property"], c["target"]) for c in cells})
+
+
+def test_a_pool_takes_every_cell_once_loaders_first_and_jax_cells_by_op():
+    todo = crosscheck.ops.cells([Backend(b) for b in ("numpy", "torch-cpu", "jax-cpu")])
+    indices = list(range(len(todo)))
+    order = report.batches(todo, indices)
+    assert sorted(i for batch in order for i in batch) == indices
+    forks = [i for i in indices if todo[i][1].op.topic == "loading"
+             and todo[i][1].framework == "torch"]
+    assert forks and [i for batch in order[:len(forks)] for i in batch] == forks
+    for batch in order:
+        if len(batch) > 1:  # a batch is one op's JAX cells on one backend
+            assert len({(todo[i][0].op, todo[i][1].backend.name) for i in batch}) == 1
+            assert all(todo[i][1].framework == "jax" for i in batch)
+
+
+def test_workers_share_the_cores_and_keep_what_the_user_set():
+    env = report.thread_env(1, environ={})
+    assert env["OMP_NUM_THREADS"] == "1" and "--xla_cpu_multi_thread_eigen=false" in env["XLA_FLAGS"]
+    mine = report.thread_env(1, environ={"OMP_NUM_THREADS": "4", "XLA_FLAGS": "--xla_dump_to=/tmp"})
+    assert "OMP_NUM_THREADS" not in mine
+    assert mine["XLA_FLAGS"] == "--xla_dump_to=/tmp --xla_cpu_multi_thread_eigen=false"
+    assert "XLA_FLAGS" not in report.thread_env(4, environ={})
+    assert report.threads_per_job(1) >= report.threads_per_job(2) >= 1
