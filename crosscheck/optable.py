@@ -271,6 +271,9 @@ class OpSpec:
     deterministic: bool = False
     #: result dicts must list their keys in the expected order (a collate keeps samples[0]'s)
     ordered_keys: bool = False
+    #: the frameworks whose implementation starts worker processes (torch's DataLoader
+    #: workers): a parallel report runs those cells first, while a fork is cheap
+    starts_processes: tuple[str, ...] = ()
 
     def truth(self, size: str = "small") -> Callable:
         """The function that defines the result: refs (small) or the vectorized oracle (large)."""
@@ -323,6 +326,10 @@ class Target:
     @property
     def framework(self) -> str:
         return self.backend.framework
+
+    @property
+    def starts_processes(self) -> bool:
+        return self.framework in self.op.starts_processes
 
     @property
     def name(self) -> str:

@@ -246,24 +246,20 @@ def run_cell(prop, target, plan: Plan) -> Cell:
 _WORKER: dict = {}
 
 
-def _worker_init(threads: int) -> None:
-    # before torch and JAX load, which size their thread pools once
+def _worker_init(plan: Plan, threads: int) -> None:
+    # before the table imports torch and JAX, which size their thread pools once
     os.environ.update(thread_env(threads))
+    _WORKER["plan"] = plan
+    _WORKER["cells"] = build_cells(plan)
 
 
-def _worker_cells(plan: Plan) -> list:
-    if _WORKER.get("plan") != plan:
-        _WORKER["plan"], _WORKER["cells"] = plan, build_cells(plan)
-    return _WORKER["cells"]
-
-
-def start_pool(jobs: int) -> futures.ProcessPoolExecutor:
-    """A pool of ``jobs`` spawned worker processes that share the cores."""
-    # spawned, not forked: a forked JAX can deadlock; the JAX and Inductor caches on disk
-    # are shared
+def start_pool(plan: Plan, jobs: int) -> futures.ProcessPoolExecutor:
+    """``jobs`` spawned worker processes that share the cores, each with ``plan``'s cells."""
+    # spawned, not forked: a forked JAX can deadlock, and each worker builds the same
+    # table (the plan is all it needs); the JAX and Inductor caches on disk are shared
     return futures.ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"),
                                        initializer=_worker_init,
-                                       initargs=(threads_per_job(jobs),))
+                                       initargs=(plan, threads_per_job(jobs)))
 
 
 def threads_per_job(jobs: int) -> int:
@@ -294,8 +290,7 @@ def thread_env(threads: int, environ=None) -> dict[str, str]:
     return env
 
 
-def _worker_run(plan: Plan, batch: list[int], marks: str) -> list[tuple[int, Cell]]:
-    cells = _worker_cells(plan)
+def _worker_run(batch: list[int], marks: str) -> list[tuple[int, Cell]]:
     done = []
     for index in batch:
         # a mark while the cell runs: if native code kills the process (an XLA CHECK failure
@@ -303,10 +298,10 @@ def _worker_run(plan: Plan, batch: list[int], marks: str) -> list[tuple[int, Cel
         mark = os.path.join(marks, str(index))
         with open(mark, "w"):
             pass
-        prop, target = cells[index]
+        prop, target = _WORKER["cells"][index]
         if os.environ.get("CROSSCHECK_ABORT_IN_CELL") == f"{prop.op}.{prop.name}.{target.name}":
             os.abort()  # fault injection: tests/test_report.py kills a worker this way
-        done.append((index, run_cell(prop, target, plan)))
+        done.append((index, run_cell(prop, target, _WORKER["plan"])))
         os.remove(mark)
     return done
 
@@ -314,20 +309,21 @@ def _worker_run(plan: Plan, batch: list[int], marks: str) -> list[tuple[int, Cel
 def batches(todo: list, indices: list[int]) -> list[list[int]]:
     """``indices`` as a pool takes them: lists of cells that one worker runs in a row.
 
-    * The torch loaders' cells come first, one by one: they start DataLoader worker
-      processes, and a fork copies the page tables of the whole process, which is cheap
-      while the pool's processes are young (11 ms a fork) and not once JAX's in-memory
-      caches have grown (80 ms at 2.5 GB).
-    * The JAX cells of one op on one backend go together: their properties draw the same
-      shapes, and a program that one cell traced and compiled is then reused in memory by
-      the next instead of being lowered again in another process (a lowering costs ~20 ms
-      even when the persistent cache holds the executable). The largest batches first.
+    * The cells whose target starts processes (``OpSpec.starts_processes``: torch's
+      DataLoader workers) come first, one by one: a fork copies the page tables of the
+      whole process, which is cheap while the pool's processes are young (11 ms a fork)
+      and not once JAX's in-memory caches have grown (80 ms at 2.5 GB).
+    * The JAX cells of one op on one backend go together, largest batches first: where
+      their properties draw the same shapes, a program one cell lowered is reused in
+      memory by the next instead of being lowered again in the other process (~20 ms
+      each, even with the executable in the persistent cache; 3,208 -> 3,103 lowerings
+      in the default run).
     * Every other cell alone, in table order, so that the end of the run is balanced.
     """
     first, rest, jax = [], [], {}
     for i in indices:
         prop, target = todo[i]
-        if target.op.topic == "loading" and target.framework == "torch":
+        if target.starts_processes:
             first.append([i])
         elif target.framework == "jax":
             jax.setdefault((prop.op, target.backend.name), []).append(i)
@@ -354,8 +350,8 @@ def _pool(plan: Plan, todo: list, indices: list[int], jobs: int, results: dict, 
     when a worker died, or all unfinished ones if none is marked."""
     marks = tempfile.mkdtemp(prefix="crosscheck-cells-")
     try:
-        with start_pool(jobs) as pool:
-            pending = [pool.submit(_worker_run, plan, batch, marks)
+        with start_pool(plan, jobs) as pool:
+            pending = [pool.submit(_worker_run, batch, marks)
                        for batch in batches(todo, indices)]
             try:
                 for done in futures.as_completed(pending):
@@ -447,7 +443,7 @@ def _main(args) -> int:
     env = environment.environment()
     sel = plan.selection
     print(f"crosscheck: {len(mine)} cells (property x target){f' of {len(todo)}, shard {shard[0]}/{shard[1]}' if shard else ''}, "
-          f"{plan.examples} examples each, seed {plan.seed}, tier {sel.name}, {_jobs_text(jobs, len(mine))}")
+          f"{plan.examples} examples each, seed {plan.seed}, tier {sel.name}, {_jobs_text(workers(jobs, len(mine)))}")
     for line in environment.summary_lines(env):
         print(f"  {line}")
     print(f"  backends: {', '.join(b.name for b in present) or 'none'}")
@@ -495,21 +491,20 @@ def _main(args) -> int:
     return 1 if bad else 0
 
 
-def _jobs_text(jobs: int, cells: int) -> str:
-    jobs = min(jobs, cells)
-    if jobs <= 1:
-        return "1 job (this process)"
-    env = thread_env(threads_per_job(jobs))
-    text = f"{jobs} jobs of {threads_per_job(jobs)} thread(s)"
-    return text + (f" ({', '.join(f'{k}={v}' for k, v in env.items())})" if env else "")
-
-
-def _workers(jobs: int, cells: int) -> dict:
+def workers(jobs: int, cells: int) -> dict:
+    """How many processes run the cells, and the thread budget each worker sets."""
     jobs = min(jobs, cells)
     if jobs <= 1:
         return {"jobs": 1, "threads_per_job": None, "worker_env": {}}
-    return {"jobs": jobs, "threads_per_job": threads_per_job(jobs),
-            "worker_env": thread_env(threads_per_job(jobs))}
+    threads = threads_per_job(jobs)
+    return {"jobs": jobs, "threads_per_job": threads, "worker_env": thread_env(threads)}
+
+
+def _jobs_text(w: dict) -> str:
+    if w["jobs"] == 1:
+        return "1 job (this process)"
+    env = ", ".join(f"{k}={v}" for k, v in w["worker_env"].items())
+    return f"{w['jobs']} jobs of {w['threads_per_job']} thread(s)" + (f" ({env})" if env else "")
 
 
 def record(args, plan, env, results, started, seconds, shard, present, absent) -> dict:
@@ -531,7 +526,7 @@ def record(args, plan, env, results, started, seconds, shard, present, absent) -
             "started": started.isoformat(timespec="seconds"),
             "seconds": round(seconds, 2),
             "shard": list(shard) if shard else None,
-            **_workers(args.jobs or os.cpu_count() or 1, len(results)),
+            **workers(args.jobs or os.cpu_count() or 1, len(results)),
             "command": "python -m crosscheck " + " ".join(args.argv),
         },
         "cells": [asdict(c) for c in results],

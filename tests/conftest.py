@@ -79,6 +79,16 @@ def require_backend():
     return _skip_if_missing
 
 
+@pytest.fixture
+def deck(require_backend):
+    """The objects of the deck's training slides: DataLoader, model, criterion, SGD
+    (tests/deck_training.py, imported here only when a test asks: it needs torch)."""
+    pytest.importorskip("torch")
+    from deck_training import make_deck
+
+    return make_deck(require_backend)
+
+
 def _skip_unless_selected(prop, target, selection):
     """Skip a cell its tier does not run, or whose backend or compiler is missing, saying why."""
     _skip_if_missing(target.backend)

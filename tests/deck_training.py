@@ -1,7 +1,8 @@
 """The deck's "Training and Inference" slides verbatim and the setting they run in.
 
 Shared by ``tests/test_deck_training.py`` and ``tests/test_deck_errata.py`` (a helper
-module, not a test file: the test files import it, never each other). The slides'
+module, not a test file: the test files import it, never each other; its ``make_deck``
+is the ``deck`` fixture of ``tests/conftest.py``). The slides'
 loops read the module-level ``torch`` and ``device``, as in the deck.
 """
 

@@ -21,17 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from deck_training import CASE, expected, make_deck, refs_steps
+from deck_training import CASE, expected, refs_steps
 from deck_training import inference_loop as deck_inference_loop
 
 import refs
 
 torch = pytest.importorskip("torch")
 device = "cpu"  # the slides' loops read it
-
-@pytest.fixture(name="deck")
-def deck_fixture(require_backend):
-    return make_deck(require_backend)
 
 
 # ------------------------------------------------------------ zeros_like

@@ -34,7 +34,6 @@ from deck_training import (
     CASE,
     expected,
     inference_loop,
-    make_deck,
     refs_steps,
     summing,
     train_loop,
@@ -47,11 +46,6 @@ from crosscheck.ops.capture import layer_bounds
 from crosscheck.tolerance import EXACT, Tolerance
 
 torch = pytest.importorskip("torch")
-
-
-@pytest.fixture(name="deck")
-def deck_fixture(require_backend):
-    return make_deck(require_backend)
 
 
 # ------------------------------------------------------------ the tests

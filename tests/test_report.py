@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -11,6 +12,7 @@ from crosscheck import backends, report, runs
 from crosscheck.backends import Backend
 from crosscheck.optable import Target
 from crosscheck.planted import PLANTED
+from crosscheck.selection import DEFAULT
 
 CHEAP = ["--ops", "gather", "--impls", "refs,np.take_along_axis", "--examples", "5", "-j", "1"]
 
@@ -182,13 +184,30 @@ def test_a_pool_takes_every_cell_once_loaders_first_and_jax_cells_by_op():
     indices = list(range(len(todo)))
     order = report.batches(todo, indices)
     assert sorted(i for batch in order for i in batch) == indices
-    forks = [i for i in indices if todo[i][1].op.topic == "loading"
-             and todo[i][1].framework == "torch"]
-    assert forks and [i for batch in order[:len(forks)] for i in batch] == forks
+    forks = [i for i in indices if todo[i][1].starts_processes]
+    assert {todo[i][1].name for i in forks} == {"torch_impl"}
+    assert {todo[i][0].op for i in forks} == {"make_loader"}
+    assert [i for batch in order[:len(forks)] for i in batch] == forks
     for batch in order:
         if len(batch) > 1:  # a batch is one op's JAX cells on one backend
             assert len({(todo[i][0].op, todo[i][1].backend.name) for i in batch}) == 1
             assert all(todo[i][1].framework == "jax" for i in batch)
+
+
+def test_a_worker_runs_on_its_share_of_the_cores(monkeypatch):
+    """What the record says the workers use is what a worker's torch got."""
+    torch = pytest.importorskip("torch")
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS"):
+        monkeypatch.delenv(name, raising=False)
+    jobs = os.cpu_count() or 1
+    plan = report.Plan(("numpy",), ("gather",), ("refs",), DEFAULT, 1, 0)
+    with report.start_pool(plan, jobs) as pool:  # one task: one worker is started
+        got = pool.submit(os.getenv, "XLA_FLAGS").result(), pool.submit(
+            torch.get_num_threads).result()
+    expected = report.workers(jobs, 2)
+    assert got[1] == expected["threads_per_job"] or jobs == 1
+    if expected["threads_per_job"] == 1:
+        assert got[0] == "--xla_cpu_multi_thread_eigen=false"
 
 
 def test_workers_share_the_cores_and_keep_what_the_user_set():

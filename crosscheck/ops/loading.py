@@ -657,6 +657,7 @@ MAKE_LOADER = OpSpec(
     large=large_loader,  # the truth at that size is still refs: its loops run per sample
     deterministic=True,
     ordered_keys=True,
+    starts_processes=("torch",),  # torch_impl's loader forks its num_workers
 )
 EPOCH_ORDER = OpSpec(
     name="epoch_order",
