@@ -17,10 +17,13 @@ only, so the checks also run at trace time under ``jit``.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 from jax import lax
 
+from crosscheck.jax_impl._framework import as_array
 from crosscheck.jax_impl.convlike import conv, max_pool
 from refs.capture import init_params as _init_params_numpy
 from refs.checks.capture import check_input, check_layer, check_params
@@ -36,7 +39,7 @@ def init_params(seed=0, *, in_channels=1, channels=(2, 3), num_classes=4, image_
     """
     numpy = _init_params_numpy(seed, in_channels=in_channels, channels=channels,
                                num_classes=num_classes, image_size=image_size, dtype=dtype)
-    return {name: jnp.asarray(w) for name, w in numpy.items()}
+    return {name: as_array(w) for name, w in numpy.items()}
 
 
 def forward(params, x):
@@ -51,7 +54,7 @@ def forward(params, x):
     ((2, 4), True, (2, 12))
     """
     check_input("forward", x, check_params("forward", params))
-    out, kept = _forward(_arrays(params), jnp.asarray(x))
+    out, kept = _forward(_arrays(params), as_array(x))
     # a jitted function returns a dict with sorted keys: back to the layers' order
     return out, {name: kept[name] for name in LAYERS}
 
@@ -71,14 +74,17 @@ def penalty(params, x, layer=PENALTY_LAYER):
     """
     check_input("penalty", x, check_params("penalty", params))
     check_layer("penalty", layer)
-    x = jnp.asarray(x)
-    before = layer_input(layer)
-    h = x if before is None else _forward(_arrays(params), x)[1][before]
+    return _penalty(_arrays(params), as_array(x), layer_input(layer))
+
+
+@partial(jax.jit, static_argnums=2)
+def _penalty(params, x, before):
+    h = x if before is None else _forward(params, x)[1][before]
     return jnp.mean(jnp.square(h))
 
 
 def _arrays(params):
-    return {name: jnp.asarray(w) for name, w in params.items()}
+    return {name: as_array(w) for name, w in params.items()}
 
 
 @jax.jit

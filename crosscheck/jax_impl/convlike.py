@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from crosscheck.jax_impl._framework import as_array
 from refs.checks.convlike import Geometry, check_conv, check_fold, check_max_pool, check_unfold
 
 
@@ -43,7 +44,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1, *, spatial_dims=
     >>> unfold(jnp.zeros((3, 3, 4)), kernel_size=(2, 2)).shape  # one (C, H, W) image
     (12, 6)
     """
-    input = jnp.asarray(input)
+    input = as_array(input)
     g = check_unfold(input, kernel_size, dilation, padding, stride, spatial_dims=spatial_dims)
     return _unbatched(_unfold, input, g)
 
@@ -58,7 +59,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     >>> fold(jnp.ones((1, 4, 6)), (3, 4), kernel_size=2)[0, 0].tolist()
     [[1.0, 2.0, 2.0, 1.0], [2.0, 4.0, 4.0, 2.0], [1.0, 2.0, 2.0, 1.0]]
     """
-    input = jnp.asarray(input)
+    input = as_array(input)
     g = check_fold(input, output_size, kernel_size, dilation, padding, stride)
     return _unbatched(_fold, input, g)
 
@@ -72,8 +73,8 @@ def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     >>> conv(jnp.arange(5.0).reshape(1, 1, 5), jnp.array([[[1.0, -1.0]]])).tolist()
     [[[-1.0, -1.0, -1.0, -1.0]]]
     """
-    input, weight = jnp.asarray(input), jnp.asarray(weight)
-    bias = None if bias is None else jnp.asarray(bias)
+    input, weight = as_array(input), as_array(weight)
+    bias = None if bias is None else as_array(bias)
     cg = check_conv(input, weight, bias, stride, padding, dilation, groups)
     g = cg.blocks
     x = input[None] if g.unbatched else input
@@ -90,7 +91,7 @@ def max_pool(input, kernel_size, stride=None, padding=0, dilation=1, *, spatial_
     >>> max_pool(jnp.array([[[-3.0, -1.0, -2.0]]]), kernel_size=2, stride=1, padding=1).tolist()
     [[[-3.0, -1.0, -1.0, -2.0]]]
     """
-    input = jnp.asarray(input)
+    input = as_array(input)
     g = check_max_pool(input, kernel_size, stride, padding, dilation, spatial_dims=spatial_dims)
     return _unbatched(_max_pool, input, g)
 
@@ -101,10 +102,15 @@ def max_pool(input, kernel_size, stride=None, padding=0, dilation=1, *, spatial_
 def _unbatched(kernel, x, g: Geometry):
     """``kernel(x, g)`` on a batched ``x``; an unbatched one runs as ``x[None]``, as in torch.
 
-    The kernels see ``unbatched=False`` only, so a batch of one compiles once for both.
+    The kernels see ``unbatched=False`` only.
     """
-    if not g.unbatched:
-        return kernel(x, g)
+    return _one_image(kernel, x, g) if g.unbatched else kernel(x, g)
+
+
+@partial(jax.jit, static_argnums=(0, 2))
+def _one_image(kernel, x, g: Geometry):
+    # adding and dropping the batch dim inside the program: eagerly they were two more
+    # programs to compile for every new shape
     return kernel(x[None], g._replace(unbatched=False))[0]
 
 

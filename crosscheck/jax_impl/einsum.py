@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from crosscheck.jax_impl._framework import as_array
 from refs.checks.einsum import check_matmul, parse_einsum
 from refs.contraction import Plan, contraction_plan
 
@@ -31,7 +32,7 @@ def einsum(subscripts, *operands):
     >>> einsum('ij,j', jnp.array([[1, 2], [3, 4]]), jnp.array([10, 1])).tolist()
     [12, 34]
     """
-    operands = tuple(jnp.asarray(x) for x in operands)
+    operands = tuple(as_array(x) for x in operands)
     shapes = tuple(x.shape for x in operands)
     return _run(contraction_plan(parse_einsum(subscripts, shapes), shapes), *operands)
 
@@ -42,7 +43,7 @@ def matmul(a, b):
     >>> matmul(jnp.array([[1, 2], [3, 4]]), jnp.array([1, 10])).tolist()
     [21, 43]
     """
-    a, b = jnp.asarray(a), jnp.asarray(b)
+    a, b = as_array(a), as_array(b)
     shapes = (a.shape, b.shape)
     return _run(contraction_plan(check_matmul(a, b), shapes), a, b)
 

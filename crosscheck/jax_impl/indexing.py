@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from crosscheck.jax_impl._framework import as_array
 from refs.checks.indexing import check_gather, check_index_values, check_scatter_add
 
 
@@ -33,7 +34,7 @@ def gather(input, dim, index):
     >>> gather(jnp.array([[1, 2], [3, 4]]), 1, jnp.array([[0, 0], [1, 0]])).tolist()
     [[1, 1], [4, 3]]
     """
-    input, index = jnp.asarray(input), jnp.asarray(index)
+    input, index = as_array(input), as_array(index)
     d = check_gather(input, dim, index)
     mode = _checked_mode("gather", index, d, _size(input, d))
     return _gather(input, index, d, mode)
@@ -45,7 +46,7 @@ def scatter_add(input, dim, index, src):
     >>> scatter_add(jnp.zeros(3), 0, jnp.array([0, 2, 0]), jnp.array([1.0, 2.0, 3.0])).tolist()
     [4.0, 0.0, 2.0]
     """
-    input, index, src = jnp.asarray(input), jnp.asarray(index), jnp.asarray(src)
+    input, index, src = as_array(input), as_array(index), as_array(src)
     d = check_scatter_add(input, dim, index, src)
     mode = _checked_mode("scatter_add", index, d, _size(input, d))
     return _scatter_add(input, index, src, d, mode)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from crosscheck.jax_impl._framework import as_array
 from crosscheck.jax_impl.capture import forward
 from refs.checks.training import (
     check_batch,
@@ -58,7 +59,7 @@ def train_step(params, x, y, *, lr, penalty_weight=0.0):
     check_train_step("train_step", params, x, y, lr, penalty_weight, concrete=_concrete)
     params = _arrays(params)
     dtype = params["conv1.weight"].dtype
-    new, loss, _ = _step(params, jnp.asarray(x), _labels(y), jnp.asarray(lr, dtype),
+    new, loss, _ = _step(params, as_array(x), _labels(y), jnp.asarray(lr, dtype),
                          jnp.asarray(penalty_weight, dtype))
     return {name: new[name] for name in params}, loss
 
@@ -83,7 +84,7 @@ def train_loop(params, batches, *, lr, penalty_weight=0.0):
     samples, total_loss, correct = 0, 0.0, 0
     for i, batch in check_batches(fn, batches):
         x, y = check_batch(fn, i, batch, step.arch)
-        params, loss, right = _step(params, jnp.asarray(x), _labels(y), rate, weight)
+        params, loss, right = _step(params, as_array(x), _labels(y), rate, weight)
         samples += len(y)
         total_loss += float(loss) * len(y)
         correct += int(right)
@@ -104,7 +105,7 @@ def inference_loop(params, batches):
     samples, total_loss, correct = 0, 0.0, 0
     for i, batch in check_batches(fn, batches):
         x, y = check_batch(fn, i, batch, arch)
-        loss, right = _evaluate(params, jnp.asarray(x), _labels(y))
+        loss, right = _evaluate(params, as_array(x), _labels(y))
         samples += len(y)
         total_loss += float(loss) * len(y)
         correct += int(right)
@@ -157,7 +158,7 @@ def _labels(y):
     An unsigned label too large for it wraps to a negative one, which the step turns
     into NaN; eagerly the checks have refused it before.
     """
-    y = jnp.asarray(y)
+    y = as_array(y)
     return y.astype(jax.dtypes.canonicalize_dtype(jnp.int64))
 
 
@@ -166,4 +167,4 @@ def _concrete(a) -> bool:
 
 
 def _arrays(params):
-    return {name: jnp.asarray(w) for name, w in params.items()}
+    return {name: as_array(w) for name, w in params.items()}

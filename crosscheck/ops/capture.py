@@ -77,6 +77,7 @@ from crosscheck.optable import (
     Property,
     Target,
 )
+from crosscheck.strategies import booleans, pick
 from crosscheck.tolerance import EXACT, Tolerance, gamma, rounding_bound
 from refs.checks.capture import check_init
 from refs.network import (
@@ -160,11 +161,11 @@ class NetCase(NamedTuple):
 
 @st.composite
 def net_cases(draw, dtypes=FLOAT_DTYPES, *, integral=True, layers=LAYERS):
-    case = NetCase(draw(st.sampled_from(CONFIGS), label="config"),
+    case = NetCase(draw(pick(CONFIGS), label="config"),
                    draw(st.integers(0, 2**16), label="seed"),
-                   draw(st.sampled_from(dtypes), label="dtype"),
-                   draw(st.booleans(), label="integral") if integral else False,
-                   draw(st.sampled_from(layers), label="layer"))
+                   draw(pick(dtypes), label="dtype"),
+                   draw(booleans(), label="integral") if integral else False,
+                   draw(pick(layers), label="layer"))
     note(f"case = {case!r}")
     return case
 
@@ -188,8 +189,8 @@ NAMES = LAYERS + ("",)
 @st.composite
 def capture_cases(draw, integral=True, inplace=None):
     net = draw(net_cases(integral=integral))
-    names = draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=len(NAMES)), label="names")
-    inplace = draw(st.booleans(), label="inplace") if inplace is None else inplace
+    names = draw(st.lists(pick(NAMES), unique=True, max_size=len(NAMES)), label="names")
+    inplace = draw(booleans(), label="inplace") if inplace is None else inplace
     return Case((net.params(), net.x(), names, inplace), names=CAPTURE_ARGS)
 
 
@@ -198,7 +199,7 @@ def init_cases(draw):
     return Case((draw(st.integers(0, 2**16), label="seed"), draw(st.integers(1, 3)),
                  (draw(st.integers(1, 3)), draw(st.integers(1, 3))), draw(st.integers(1, 5)),
                  (draw(st.integers(4, 8)), draw(st.integers(4, 8))),
-                 draw(st.sampled_from(FLOAT_DTYPES))), names=INIT_ARGS)
+                 draw(pick(FLOAT_DTYPES))), names=INIT_ARGS)
 
 
 # ------------------------------------------------------------ error bounds
@@ -437,7 +438,7 @@ def _other_dtype(a: np.ndarray) -> str:
 
 
 def _set_param(draw, call, name, value_of, names=PARAM_NAMES):
-    name = draw(st.sampled_from(names)) if name is None else name
+    name = draw(pick(names)) if name is None else name
     params = dict(call["params"])
     params[name] = value_of(params[name], call)
     return {**call, "params": params}
@@ -445,7 +446,7 @@ def _set_param(draw, call, name, value_of, names=PARAM_NAMES):
 
 def _without_one(draw, call):
     params = dict(call["params"])
-    del params[draw(st.sampled_from(PARAM_NAMES))]
+    del params[draw(pick(PARAM_NAMES))]
     return {**call, "params": params}
 
 
@@ -493,7 +494,7 @@ X_FAULTS = (
 )
 LAYER_FAULTS = (
     Fault("unknown layer", "layer", ValueError,
-          lambda draw, call: {**call, "layer": draw(st.sampled_from(
+          lambda draw, call: {**call, "layer": draw(pick(
               ("conv3", "Conv1", "", "conv1.weight", 0, None)))}),
 )
 
@@ -507,30 +508,30 @@ def _insert(draw, names, extra):
 NAMES_FAULTS = (
     Fault("a name that is not a submodule", "names", ValueError,
           lambda draw, call: {**call, "names": _insert(draw, call["names"], draw(
-              st.sampled_from(("conv3", "Conv1", "conv1.weight", "fc ", "net"))))}),
+              pick(("conv3", "Conv1", "conv1.weight", "fc ", "net"))))}),
     Fault("a name given twice", "names", ValueError,
           lambda draw, call: {**call, "names": _insert(
               draw, call["names"] or [LAYERS[0]],
-              draw(st.sampled_from(list(call["names"] or [LAYERS[0]]))))}),
+              draw(pick(list(call["names"] or [LAYERS[0]]))))}),
     Fault("names as one string", "names", TypeError,
-          lambda draw, call: {**call, "names": draw(st.sampled_from(LAYERS))}),
+          lambda draw, call: {**call, "names": draw(pick(LAYERS))}),
     Fault("a name that is not a string", "names", TypeError,
           lambda draw, call: {**call, "names": _insert(draw, call["names"], draw(
-              st.sampled_from((1, None, b"conv1", ("conv1",)))))}),
+              pick((1, None, b"conv1", ("conv1",)))))}),
 )
 INIT_FAULTS = (
     Fault("no input channels", "in_channels", ValueError,
-          lambda draw, call: {**call, "in_channels": draw(st.sampled_from((0, -1, 2.0, True)))}),
+          lambda draw, call: {**call, "in_channels": draw(pick((0, -1, 2.0, True)))}),
     Fault("one channel count", "channels", ValueError,
-          lambda draw, call: {**call, "channels": draw(st.sampled_from(
+          lambda draw, call: {**call, "channels": draw(pick(
               ((2,), (2, 0), (1, 2, 3), "23", 2)))}),
     Fault("classes not a positive int", "num_classes", ValueError,
-          lambda draw, call: {**call, "num_classes": draw(st.sampled_from((0, 2.0, "4")))}),
+          lambda draw, call: {**call, "num_classes": draw(pick((0, 2.0, "4")))}),
     Fault("an image side below 4", "image_size", ValueError,
-          lambda draw, call: {**call, "image_size": draw(st.sampled_from(
+          lambda draw, call: {**call, "image_size": draw(pick(
               ((3, 6), (6,), (6, 6.0), 6)))}),
     Fault("not a float dtype", "dtype", TypeError,
-          lambda draw, call: {**call, "dtype": draw(st.sampled_from(
+          lambda draw, call: {**call, "dtype": draw(pick(
               ("int64", "float16", "bfloat16", "complex64")))}),
 )
 
@@ -797,7 +798,7 @@ def _central_difference_cases(draw):
     shapes = {k: v.shape for k, v in net.params().items()}
     coords = []
     for _ in range(3):
-        name = draw(st.sampled_from(upstream), label="weight")
+        name = draw(pick(upstream), label="weight")
         coords.append((name, draw(st.integers(0, math.prod(shapes[name]) - 1), label="element")))
     return net.penalty_case(), tuple(coords)
 

@@ -35,7 +35,7 @@ from crosscheck.optable import (
     bad_case,
     call_of,
 )
-from crosscheck.strategies import DATA_DTYPES, FLOAT_DTYPES, values
+from crosscheck.strategies import DATA_DTYPES, FLOAT_DTYPES, booleans, pick, values
 from crosscheck.tolerance import EXACT, rounding_bound
 from refs.checks.convlike import check_conv, check_fold, check_max_pool, check_unfold
 from refs.convlike import lowest, overlap_counts
@@ -97,25 +97,25 @@ def windows(draw, *, pool=False, grad_pool=False, tiling=False, channels=CHANNEL
     """A valid geometry. ``pool``: padding <= kernel // 2 (torch's pooling rule);
     ``grad_pool``: also dilation 1 where padded, so no window lies wholly in the
     padding; ``tiling``: stride == kernel, dilation 1, blocks covering the image once."""
-    rank = draw(st.sampled_from(SPATIAL_RANKS))
+    rank = draw(pick(SPATIAL_RANKS))
     dims = []
     for _ in range(rank):
-        k = draw(st.sampled_from(KERNELS))
+        k = draw(pick(KERNELS))
         if tiling:
-            blocks = draw(st.sampled_from((1, 2, 3)))
-            p = draw(st.sampled_from([p for p in range(k) if k * blocks - 2 * p >= 1]))
+            blocks = draw(pick((1, 2, 3)))
+            p = draw(pick(p for p in range(k) if k * blocks - 2 * p >= 1))
             dims.append((k * blocks - 2 * p, k, 1, p, k))
             continue
-        p = draw(st.sampled_from([p for p in PADDINGS if not (pool or grad_pool) or p <= k // 2]))
-        d = 1 if grad_pool and p else draw(st.sampled_from(DILATIONS))
-        s = draw(st.sampled_from(STRIDES))
+        p = draw(pick(p for p in PADDINGS if not (pool or grad_pool) or p <= k // 2))
+        d = 1 if grad_pool and p else draw(pick(DILATIONS))
+        s = draw(pick(STRIDES))
         smallest = max(1, d * (k - 1) + 1 - 2 * p)  # the padded input just holds one block
-        n = draw(st.sampled_from(sorted({smallest} | {n for n in SPATIAL[rank] if n >= smallest})))
+        n = draw(pick(sorted({smallest} | {n for n in SPATIAL[rank] if n >= smallest})))
         dims.append((n, k, d, p, s))
     size, k, d, p, s = (tuple(col) for col in zip(*dims))
-    unbatched = draw(st.sampled_from(UNBATCHED), label="unbatched")
-    batch = 1 if unbatched else draw(st.sampled_from(BATCHES))
-    return Window(batch, draw(st.sampled_from(channels)), size, k, d, p, s, unbatched)
+    unbatched = draw(pick(UNBATCHED), label="unbatched")
+    batch = 1 if unbatched else draw(pick(BATCHES))
+    return Window(batch, draw(pick(channels)), size, k, d, p, s, unbatched)
 
 
 def _per_dim_args(draw, values_: list, *, need_tuple: bool) -> list:
@@ -124,10 +124,10 @@ def _per_dim_args(draw, values_: list, *, need_tuple: bool) -> list:
     ``need_tuple``: at least one must stay a tuple, for the spatial rank to be read
     from it (an unbatched input; fold's 1-d and 3-d cases). ``None`` stays ``None``.
     """
-    out = [v if v is None or len(set(v)) > 1 or not draw(st.booleans()) else v[0]
+    out = [v if v is None or len(set(v)) > 1 or not draw(booleans()) else v[0]
            for v in values_]
     if need_tuple and not any(isinstance(v, tuple) for v in out):
-        i = draw(st.sampled_from([i for i, v in enumerate(out) if v is not None]))
+        i = draw(pick(i for i, v in enumerate(out) if v is not None))
         out[i] = values_[i]
     return out
 
@@ -135,7 +135,7 @@ def _per_dim_args(draw, values_: list, *, need_tuple: bool) -> list:
 @st.composite
 def unfold_cases(draw, dtypes=DATA_DTYPES, integral=False, window=None):
     g = draw(window if window is not None else windows())
-    x = draw(values(draw(st.sampled_from(dtypes)), g.image, integral=integral))
+    x = draw(values(draw(pick(dtypes)), g.image, integral=integral))
     per_dim = _per_dim_args(draw, [g.kernel_size, g.dilation, g.padding, g.stride],
                             need_tuple=g.unbatched)
     return Case((x, *per_dim), names=UNFOLD_ARGS)
@@ -145,7 +145,7 @@ def unfold_cases(draw, dtypes=DATA_DTYPES, integral=False, window=None):
 def fold_cases(draw, dtypes=DATA_DTYPES, integral=False):
     g = draw(windows())
     shape = _lead(g, g.channels * math.prod(g.kernel_size)) + (math.prod(g.blocks),)
-    cols = draw(values(draw(st.sampled_from(dtypes)), shape, integral=integral))
+    cols = draw(values(draw(pick(dtypes)), shape, integral=integral))
     # fold reads its spatial rank from its first tuple argument, 2 when all are ints
     per_dim = _per_dim_args(draw, [g.size, g.kernel_size, g.dilation, g.padding, g.stride],
                             need_tuple=len(g.size) != 2)
@@ -155,9 +155,9 @@ def fold_cases(draw, dtypes=DATA_DTYPES, integral=False):
 @st.composite
 def conv_cases(draw, dtypes=DATA_DTYPES):
     g = draw(windows(channels=(1, 2, 3, 4)))
-    groups = draw(st.sampled_from([q for q in (1, 2, 3, 4) if g.channels % q == 0]))
-    out_channels = groups * draw(st.sampled_from((1, 2)))
-    dtype = draw(st.sampled_from(dtypes))
+    groups = draw(pick(q for q in (1, 2, 3, 4) if g.channels % q == 0))
+    out_channels = groups * draw(pick((1, 2)))
+    dtype = draw(pick(dtypes))
     x = draw(values(dtype, g.image))
     w = draw(values(dtype, (out_channels, g.channels // groups) + g.kernel_size))
     b = draw(st.one_of(st.none(), values(dtype, (out_channels,))))
@@ -169,14 +169,14 @@ def conv_cases(draw, dtypes=DATA_DTYPES):
 @st.composite
 def max_pool_cases(draw, dtypes=DATA_DTYPES, *, unique=False):
     g = draw(windows(grad_pool=True) if unique else windows(pool=True))
-    dtype = draw(st.sampled_from(dtypes))
+    dtype = draw(pick(dtypes))
     if unique:  # distinct values: the max, and so its gradient, is unambiguous
         count = math.prod(g.image)
         order = draw(st.permutations(range(count)))
         x = ((np.array(order, dtype=np.float64) - count / 2) * 0.25).astype(dtype).reshape(g.image)
     else:
         x = draw(values(dtype, g.image))
-    default = g.stride == g.kernel_size and draw(st.booleans())
+    default = g.stride == g.kernel_size and draw(booleans())
     per_dim = _per_dim_args(draw, [g.kernel_size, None if default else g.stride, g.padding,
                                    g.dilation], need_tuple=g.unbatched)
     return Case((x, *per_dim), names=MAX_POOL_ARGS)
@@ -211,7 +211,7 @@ def _per_dim_fault(op: str, names: tuple[str, ...], value_of):
 
     def apply(draw, call):
         g = _geometry(op, call)
-        name = draw(st.sampled_from(names))
+        name = draw(pick(names))
         axis = draw(st.integers(0, g.spatial_dims - 1))
         return _set_entry(call, g, name, axis, value_of(draw, g, name, axis)), name
 
@@ -245,7 +245,7 @@ def _keep_rank(op: str, broken: dict, g, name: str, names: tuple[str, ...], draw
     other one (alone, a long tuple or a scalar in ``name`` would change the rank the input
     is read with); for fold output_size, which comes first. conv reads weight's rank."""
     if op in ("unfold", "max_pool"):
-        other = draw(st.sampled_from([n for n in names if n != name]))
+        other = draw(pick(n for n in names if n != name))
         broken[other] = getattr(g, FIELD[other])
     elif op == "fold":
         broken["output_size"] = g.size
@@ -257,7 +257,7 @@ def _wrong_length(op, names):
 
     def apply(draw, call):
         g = _geometry(op, call)
-        name = draw(st.sampled_from(names))
+        name = draw(pick(names))
         broken = {**call, name: getattr(g, FIELD[name]) + (1,)}
         return _keep_rank(op, broken, g, name, names, draw), name
 
@@ -275,9 +275,9 @@ def _not_an_int(op, names):
 
     def apply(draw, call):
         g = _geometry(op, call)
-        name = draw(st.sampled_from(names))
+        name = draw(pick(names))
         v = getattr(g, FIELD[name])
-        if len(set(v)) == 1 and draw(st.booleans()):
+        if len(set(v)) == 1 and draw(booleans()):
             bad = v[0] + 0.5
         else:
             bad = (v[0] + 0.5,) + v[1:]
@@ -302,7 +302,7 @@ def _bad_input_rank(op):
                 ranks = (r, r + 3)  # the rank is set by weight / a tuple: the input must fit it
             else:
                 ranks = (2, 6)  # all ints: input.ndim - 2 is the rank, and it must be 1, 2 or 3
-        rank = draw(st.sampled_from(ranks))
+        rank = draw(pick(ranks))
         shape = x.shape[-rank:] if rank <= x.ndim else (1,) * (rank - x.ndim) + x.shape
         return {**call, "input": np.zeros(shape, x.dtype)}
 
@@ -311,7 +311,7 @@ def _bad_input_rank(op):
 
 def _common_faults(op: str, per_dim: tuple[str, ...], kernel_faults: bool = True):
     """The faults of the sliding geometry that unfold, fold, conv and max_pool share."""
-    positive = lambda draw, g, name, axis: draw(st.sampled_from((0, -1)))  # noqa: E731
+    positive = lambda draw, g, name, axis: draw(pick((0, -1)))  # noqa: E731
     faults = [
         Fault("non-positive stride", "stride", ValueError,
               _per_dim_fault(op, ("stride",), positive)),
@@ -370,7 +370,7 @@ def _fold_rows(draw, call):
 def _fold_count(draw, call):
     """input.size(2) (L) not the number of blocks that output_size holds."""
     g = _geometry("fold", call)
-    count = g.num_blocks + draw(st.sampled_from((1, -1) if g.num_blocks > 1 else (1,)))
+    count = g.num_blocks + draw(pick((1, -1) if g.num_blocks > 1 else (1,)))
     return {**call, "input": np.zeros(_lead(g, g.channels * g.kernel_volume) + (count,),
                                       call["input"].dtype)}
 
@@ -406,7 +406,7 @@ def _conv_kernel_entry(value_of):
 
 def _conv_weight_rank(draw, call):
     w = call["weight"]
-    rank = draw(st.sampled_from((2, 6)))  # 0 or 4 spatial dims
+    rank = draw(pick((2, 6)))  # 0 or 4 spatial dims
     shape = w.shape[:rank] if rank <= w.ndim else w.shape + (1,) * (rank - w.ndim)
     return _weight_with(call, shape)
 
@@ -444,10 +444,10 @@ CONV_FAULTS = _common_faults("conv", ("stride", "padding", "dilation"), kernel_f
     Fault("groups not dividing the channels", "groups", ValueError,
           lambda draw, call: {**call, "groups": _geometry("conv", call).channels + 1}),
     Fault("groups not a positive int", "groups", ValueError,
-          lambda draw, call: {**call, "groups": draw(st.sampled_from((0, -1, 1.5)))}),
+          lambda draw, call: {**call, "groups": draw(pick((0, -1, 1.5)))}),
     Fault("bias of a wrong shape", "bias", ValueError,
           lambda draw, call: {**call, "bias": np.zeros(
-              draw(st.sampled_from(((call["weight"].shape[0] + 1,),
+              draw(pick(((call["weight"].shape[0] + 1,),
                                     (call["weight"].shape[0], 1)))), call["input"].dtype)}),
     Fault("weight of another dtype", "weight", TypeError,
           lambda draw, call: _weight_with(call, dtype=_other_float(call["input"].dtype))),
@@ -584,13 +584,12 @@ def jax_patches(input, kernel_size, dilation, padding, stride):
 
 def jax_patches_transpose(input, output_size, kernel_size, dilation, padding, stride):
     import jax
-    import jax.numpy as jnp
 
     g = check_fold(input, output_size, kernel_size, dilation, padding, stride)
     # Transposing the *padded* patches op aborts the process in XLA 0.10.2 for some 3-d
     # geometries (algebraic_simplifier CHECK "Window dimensions do not match RHS shape"),
     # so transpose the unpadded op on the padded image and crop the padding off.
-    image = jnp.zeros((g.batch, g.channels) + g.padded, input.dtype)
+    image = jax.ShapeDtypeStruct((g.batch, g.channels) + g.padded, input.dtype)  # shape only
     (out,) = jax.linear_transpose(
         lambda x: jax_patches(x, g.kernel_size, g.dilation, 0, g.stride), image)(
             _batched(input, g))

@@ -24,7 +24,7 @@ from crosscheck.optable import (
     Target,
     bad_calls,
 )
-from crosscheck.strategies import DATA_DTYPES, SIZES, values
+from crosscheck.strategies import DATA_DTYPES, SIZES, booleans, pick, values
 from crosscheck.tolerance import EXACT
 from refs.checks.einsum import ELLIPSIS, parse_einsum
 
@@ -50,7 +50,7 @@ def _budgeted_sizes(draw, n: int, budget: int) -> list[int]:
     out = []
     for _ in range(n):
         # zero-size dims half as often as the others: they empty the whole result
-        s = draw(st.sampled_from([s for s in SIZES if s <= max(budget, 1) for _ in range(1 + (s > 0))]))
+        s = draw(pick(s for s in SIZES if s <= max(budget, 1) for _ in range(1 + (s > 0))))
         out.append(s)
         budget //= max(s, 1)
     return out
@@ -58,9 +58,9 @@ def _budgeted_sizes(draw, n: int, budget: int) -> list[int]:
 
 def _spaced(draw, tokens: list[str]) -> str:
     """Join tokens, sometimes with white space between them (never inside '...' or '->')."""
-    if not draw(st.booleans()):
+    if not draw(booleans()):
         return "".join(tokens)
-    gaps = st.sampled_from(["", "", " ", "  "])
+    gaps = pick(("", "", " ", "  "))
     return draw(gaps) + "".join(t + draw(gaps) for t in tokens)
 
 
@@ -69,7 +69,7 @@ def expressions(draw, *, min_operands=1, max_operands=4, need_letter=False) -> E
     """Random letters (upper and lower case), repeats (diagonals), '...' anywhere, size-1
     dims that broadcast, implicit and explicit output, white space."""
     n_ops = draw(st.integers(min_operands, max_operands))
-    letters = draw(st.lists(st.sampled_from(string.ascii_letters), min_size=int(need_letter),
+    letters = draw(st.lists(pick(string.ascii_letters), min_size=int(need_letter),
                             max_size=4, unique=True))
     ell_rank = draw(st.integers(0, 2))
     all_sizes = _budgeted_sizes(draw, len(letters) + ell_rank, BUDGET)
@@ -81,12 +81,12 @@ def expressions(draw, *, min_operands=1, max_operands=4, need_letter=False) -> E
         min_len = 1 if need_letter and k == 0 else 0
         term = draw(st.permutations(letters))[: draw(st.integers(min(min_len, len(letters)), 3))]
         if term and draw(st.integers(0, 3)) == 0:  # a repeated letter: a diagonal
-            term.insert(draw(st.integers(0, len(term))), draw(st.sampled_from(term)))
+            term.insert(draw(st.integers(0, len(term))), draw(pick(term)))
         # a letter broadcasts (size 1) in this operand, the same for all its repeats;
         # sorted, so the draws do not depend on the string hash seed (derandomized CI)
         ones = {x for x in sorted(set(term)) if size[x] != 1 and draw(st.integers(0, 5)) == 0}
         dims = [1 if x in ones else size[x] for x in term]
-        if draw(st.booleans()):  # this operand has '...', covering the last `covered` dims
+        if draw(booleans()):  # this operand has '...', covering the last `covered` dims
             covered = draw(st.integers(0, ell_rank))
             under = [1 if draw(st.integers(0, 3)) == 0 else n for n in ell_sizes[ell_rank - covered:]]
             at = draw(st.integers(0, len(term)))
@@ -96,7 +96,7 @@ def expressions(draw, *, min_operands=1, max_operands=4, need_letter=False) -> E
         shapes.append(tuple(dims))
 
     tokens = [t for k, term in enumerate(terms) for t in ([","] if k else []) + term]
-    if draw(st.booleans()):  # explicit output
+    if draw(booleans()):  # explicit output
         used = sorted({t for term in terms for t in term if t != ELLIPSIS})
         out = draw(st.permutations(used)) if used else []
         out = out[: draw(st.integers(0, len(out)))]
@@ -109,7 +109,7 @@ def expressions(draw, *, min_operands=1, max_operands=4, need_letter=False) -> E
 @st.composite
 def einsum_cases(draw, exprs=None, dtypes=DATA_DTYPES):
     expr = draw(expressions() if exprs is None else exprs)
-    dtype = draw(st.sampled_from(dtypes))
+    dtype = draw(pick(dtypes))
     operands = tuple(draw(values(dtype, s)) for s in expr.shapes)
     return Case((expr.subscripts, *operands), names=EINSUM_ARGS)
 
@@ -117,7 +117,7 @@ def einsum_cases(draw, exprs=None, dtypes=DATA_DTYPES):
 @st.composite
 def matmul_layouts(draw, *, min_rank=1, batched=False):
     """Shapes of ``a`` and ``b`` for ``a @ b``: 1-D promotion, batch dims broadcast both ways."""
-    lo_a, lo_b = draw(st.sampled_from([(3, 2), (2, 3)])) if batched else (min_rank, min_rank)
+    lo_a, lo_b = draw(pick(((3, 2), (2, 3)))) if batched else (min_rank, min_rank)
     ra, rb = draw(st.integers(lo_a, 4)), draw(st.integers(lo_b, 4))
     n_batch = max(ra, rb) - 2
     m, k, n, *batch = _budgeted_sizes(draw, 3 + max(n_batch, 0), BUDGET)
@@ -134,7 +134,7 @@ def matmul_layouts(draw, *, min_rank=1, batched=False):
 @st.composite
 def matmul_cases(draw, dtypes=DATA_DTYPES, *, batched=False, integral=False):
     sa, sb = draw(matmul_layouts(batched=batched))
-    dtype = draw(st.sampled_from(dtypes))
+    dtype = draw(pick(dtypes))
     a, b = (draw(values(dtype, shape, integral=integral)) for shape in (sa, sb))
     return Case((a, b), names=MATMUL_ARGS)
 
@@ -153,7 +153,7 @@ def _parts(call) -> tuple[list[str], str, str]:
 
 def _fresh(draw, call) -> str:
     """A letter the subscripts do not use."""
-    return draw(st.sampled_from(sorted(set(string.ascii_letters) - set(call["subscripts"]))))
+    return draw(pick(sorted(set(string.ascii_letters) - set(call["subscripts"]))))
 
 
 def _subscripts(call, subscripts: str) -> dict:
@@ -172,14 +172,14 @@ def _like(call, shape) -> np.ndarray:
 def _unknown_character(draw, call):
     subscripts = call["subscripts"].replace(" ", "")
     at = draw(st.integers(0, len(subscripts)))
-    bad = draw(st.sampled_from("0129!#$%&*+/:;<=?@[]^_{|}~"))
+    bad = draw(pick("0129!#$%&*+/:;<=?@[]^_{|}~"))
     return _subscripts(call, subscripts[:at] + bad + subscripts[at:])
 
 
 def _broken_ellipsis(draw, call):
     terms, arrow, rhs = _parts(call)
     at = draw(st.integers(0, len(terms[0])))
-    dots = draw(st.sampled_from([".", "..", ". ..", ".. ."]))
+    dots = draw(pick((".", "..", ". ..", ".. .")))
     terms[0] = terms[0][:at] + dots + terms[0][at:]
     return _expression(call, terms, arrow, rhs, call["operands"])
 
@@ -191,7 +191,7 @@ def _two_ellipses(draw, call):
 
 
 def _letter_twice(draw, call, rhs):
-    letter = draw(st.sampled_from([t for t in _parts(call)[0][0] if t in string.ascii_letters]))
+    letter = draw(pick(t for t in _parts(call)[0][0] if t in string.ascii_letters))
     return letter + rhs.replace(letter, "") + letter
 
 
@@ -216,7 +216,7 @@ def _rank_mismatch(draw, call):
     elif ELLIPSIS in terms[k]:
         terms[k] += _fresh(draw, call)
         shape = ()
-    elif n_letters and draw(st.booleans()):
+    elif n_letters and draw(booleans()):
         shape = shape[:-1]
     else:
         shape = (*shape, 2)
@@ -227,7 +227,7 @@ def _rank_mismatch(draw, call):
 def _repeated_sizes_differ(draw, call):
     terms, arrow, rhs = _parts(call)
     operands = list(call["operands"])
-    n, m = draw(st.sampled_from([(2, 3), (3, 2), (1, 2), (5, 0)]))
+    n, m = draw(pick(((2, 3), (3, 2), (1, 2), (5, 0))))
     fresh = _fresh(draw, call)
     terms[0] += fresh + fresh
     operands[0] = _like(call, (*operands[0].shape, n, m))
@@ -237,7 +237,7 @@ def _repeated_sizes_differ(draw, call):
 def _letter_sizes_clash(draw, call):
     terms, arrow, rhs = _parts(call)
     operands = list(call["operands"])
-    n, m = draw(st.sampled_from([(2, 3), (3, 5), (0, 2)]))
+    n, m = draw(pick(((2, 3), (3, 5), (0, 2))))
     fresh = _fresh(draw, call)
     terms[0] += fresh
     operands[0] = _like(call, (*operands[0].shape, n))
@@ -245,7 +245,7 @@ def _letter_sizes_clash(draw, call):
 
 
 def _ellipsis_sizes_clash(draw, call):
-    n, m = draw(st.sampled_from([(2, 3), (3, 5), (0, 2)]))
+    n, m = draw(pick(((2, 3), (3, 5), (0, 2))))
     _, arrow, _ = _parts(call)
     return _expression(call, [_fresh(draw, call) + ELLIPSIS, ELLIPSIS], arrow, "",
                        [_like(call, (2, n)), _like(call, (m,))])

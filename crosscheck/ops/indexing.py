@@ -25,7 +25,9 @@ from crosscheck.strategies import (
     DATA_DTYPES,
     FLOAT_DTYPES,
     INDEX_DTYPES,
+    booleans,
     index_values,
+    pick,
     shapes,
     values,
 )
@@ -61,9 +63,9 @@ def _layout(draw, rank, *, min_size=0):
 def gather_cases(draw, dtypes=DATA_DTYPES, integral=False, min_size=0):
     rank = draw(st.integers(1 if min_size else 0, 3))
     in_shape, dim, d, idx_shape, size = _layout(draw, rank, min_size=min_size)
-    dtype = draw(st.sampled_from(dtypes))
-    index = draw(index_values(draw(st.sampled_from(INDEX_DTYPES)), idx_shape, size,
-                              duplicates=draw(st.booleans())))
+    dtype = draw(pick(dtypes))
+    index = draw(index_values(draw(pick(INDEX_DTYPES)), idx_shape, size,
+                              duplicates=draw(booleans())))
     data = values(dtype, in_shape, integral=integral)
     return Case((draw(data), dim, index), names=GATHER_ARGS)
 
@@ -76,9 +78,9 @@ def scatter_add_cases(draw, dtypes=DATA_DTYPES, integral=False, larger_src=False
     if larger_src:  # src strictly larger than the index somewhere
         k = draw(st.integers(0, rank - 1))
         src_shape[k] = max(src_shape[k], idx_shape[k] + 1)
-    dtype = draw(st.sampled_from(dtypes))
-    index = draw(index_values(draw(st.sampled_from(INDEX_DTYPES)), idx_shape, size,
-                              duplicates=draw(st.booleans())))
+    dtype = draw(pick(dtypes))
+    index = draw(index_values(draw(pick(INDEX_DTYPES)), idx_shape, size,
+                              duplicates=draw(booleans())))
     return Case(
         (draw(values(dtype, in_shape, integral=integral)), dim, index,
          draw(values(dtype, tuple(src_shape), integral=integral))),
@@ -108,7 +110,7 @@ def _grow_index(draw, call):
     others = [k for k in range(input.ndim) if k != d]
     if not others:
         return None
-    k = draw(st.sampled_from(others))
+    k = draw(pick(others))
     grown = list(call["index"].shape)
     grown[k] = input.shape[k] + 1
     out = {**call, "index": np.zeros(grown, np.int64)}
@@ -141,11 +143,11 @@ INDEX_FAULTS = (
     Fault("bool index", "index", TypeError,
           lambda draw, call: {**call, "index": call["index"].astype(bool)}),
     Fault("rank mismatch", "index", ValueError,
-          lambda draw, call: {**call, "index": call["index"][..., None] if draw(st.booleans())
+          lambda draw, call: {**call, "index": call["index"][..., None] if draw(booleans())
                               else np.asarray(call["index"][0])}),
     Fault("index larger than input", "index", ValueError, _grow_index),
     Fault("dim out of range", "dim", ValueError,
-          lambda draw, call: {**call, "dim": draw(st.sampled_from(
+          lambda draw, call: {**call, "dim": draw(pick(
               [call["input"].ndim, call["input"].ndim + 1, -call["input"].ndim - 1]))}),
 )
 SRC_FAULTS = (
@@ -396,8 +398,8 @@ def _duplicate_cases(draw):
     idx_shape = list(shape)
     idx_shape[d] = draw(dim_sizes(min_size=1))
     v = draw(st.integers(0, shape[d] - 1))
-    dtype = draw(st.sampled_from(DATA_DTYPES))
-    index = np.full(idx_shape, v, dtype=draw(st.sampled_from(INDEX_DTYPES)))
+    dtype = draw(pick(DATA_DTYPES))
+    index = np.full(idx_shape, v, dtype=draw(pick(INDEX_DTYPES)))
     return Case((np.zeros(shape, dtype), dim, index, np.ones(idx_shape, dtype)),
                 names=SCATTER_ADD_ARGS)
 

@@ -60,6 +60,7 @@ from crosscheck.optable import (
     bad_calls,
     rejects_bad_input,
 )
+from crosscheck.strategies import booleans, pick
 from crosscheck.tolerance import EXACT
 from refs.checks.loading import check_loader
 from refs.collate import collate_tree
@@ -242,9 +243,9 @@ class NoLen:
 
 @st.composite
 def collate_samples(draw, kinds=KINDS, min_size: int = 1) -> list:
-    kind = draw(st.sampled_from(kinds), label="kind")
-    dtype = draw(st.sampled_from(DTYPES), label="dtype")
-    shape = draw(st.sampled_from(SHAPES), label="shape")
+    kind = draw(pick(kinds), label="kind")
+    dtype = draw(pick(DTYPES), label="dtype")
+    shape = draw(pick(SHAPES), label="shape")
     indices = draw(st.lists(st.integers(0, 20), min_size=min_size, max_size=5), label="indices")
     return [make_sample(kind, i, dtype, shape) for i in indices]
 
@@ -258,9 +259,9 @@ SOME_WORKERS = (0, 0, 0, 0, 0, 0, 1, 2, 3)
 
 
 def synthetic(draw, n: int, seed: int, epoch: int) -> SyntheticDataset:
-    return SyntheticDataset(n, draw(st.sampled_from(KINDS), label="kind"),
-                            draw(st.sampled_from(DTYPES), label="dtype"),
-                            draw(st.sampled_from(SHAPES), label="shape"))
+    return SyntheticDataset(n, draw(pick(KINDS), label="kind"),
+                            draw(pick(DTYPES), label="dtype"),
+                            draw(pick(SHAPES), label="shape"))
 
 
 @st.composite
@@ -270,18 +271,18 @@ def loader_cases(draw, workers=SOME_WORKERS, dataset=synthetic, max_n: int = 13)
     come up often."""
     n = draw(st.integers(0, max_n), label="n")
     batch_size = draw(st.integers(1, 5), label="batch_size")
-    shuffle = draw(st.booleans(), label="shuffle")
+    shuffle = draw(booleans(), label="shuffle")
     seed = draw(st.integers(0, 3), label="seed")
     epoch = draw(st.integers(0, 3), label="epoch")
-    drop_last = draw(st.booleans(), label="drop_last")
-    num_workers = draw(st.sampled_from(workers), label="num_workers")
+    drop_last = draw(booleans(), label="drop_last")
+    num_workers = draw(pick(workers), label="num_workers")
     return Case((dataset(draw, n, seed, epoch), batch_size, shuffle, seed, epoch, drop_last,
                  num_workers), names=LOADER_ARGS)
 
 
 @st.composite
 def order_cases(draw) -> Case:
-    return Case((draw(st.sampled_from((0, 1, 2, 5, 10, 16, 33)), label="n"),
+    return Case((draw(pick((0, 1, 2, 5, 10, 16, 33)), label="n"),
                  draw(st.integers(0, 2**40), label="seed"),
                  draw(st.integers(0, 5), label="epoch")), names=ORDER_ARGS)
 
@@ -290,10 +291,10 @@ def order_cases(draw) -> Case:
 def batches_cases(draw) -> Case:
     """A valid ``refs.batches`` call: an order that is part of a permutation (a resumed epoch)."""
     n = draw(st.integers(1, 13), label="n")
-    order = _order(n, draw(st.booleans(), label="shuffle"), draw(st.integers(0, 3), label="seed"), 0)
+    order = _order(n, draw(booleans(), label="shuffle"), draw(st.integers(0, 3), label="seed"), 0)
     order = order[draw(st.integers(0, n - 1), label="resume at"):]
     return Case((IndexDataset(n), draw(st.integers(1, 5), label="batch_size"), order,
-                 draw(st.booleans(), label="drop_last")), names=BATCHES_ARGS)
+                 draw(booleans(), label="drop_last")), names=BATCHES_ARGS)
 
 
 def _order(n: int, shuffle: bool, seed: int, epoch: int) -> list[int]:
@@ -733,7 +734,7 @@ def _keyed_cases(draw):
     under two keys."""
     key = draw(st.integers(0, 1), label="seed and epoch")
     return Case((KeyedAugmentDataset(7, key, key), draw(st.integers(2, 3), label="batch_size"),
-                 draw(st.booleans(), label="shuffle"), key, key, False,
+                 draw(booleans(), label="shuffle"), key, key, False,
                  draw(st.integers(2, 3), label="num_workers")), names=LOADER_ARGS)
 
 
@@ -779,9 +780,9 @@ _ERRORS = (IndexError, KeyError, ValueError, ZeroDivisionError)
 def _failing_cases(draw, workers):
     n = draw(st.integers(1, 9), label="n")
     bad = draw(st.integers(0, n - 1), label="bad index")
-    error = draw(st.sampled_from(_ERRORS), label="error")
+    error = draw(pick(_ERRORS), label="error")
     return Case((FailingDataset(n, bad, error), draw(st.integers(1, 3), label="batch_size"),
-                 False, 0, 0, False, draw(st.sampled_from(workers), label="num_workers")),
+                 False, 0, 0, False, draw(pick(workers), label="num_workers")),
                 names=LOADER_ARGS)
 
 
@@ -789,7 +790,7 @@ def _failing_cases(draw, workers):
 def _stop_cases(draw):
     """Eight cases in all, as each starts workers: the first or the last batch fails, one
     or two workers, batches of one or two."""
-    bad = draw(st.sampled_from((0, 3)), label="bad index")
+    bad = draw(pick((0, 3)), label="bad index")
     return Case((FailingDataset(4, bad, IndexError), draw(st.integers(1, 2), label="batch_size"),
                  False, 0, 0, False, draw(st.integers(1, 2), label="num_workers")),
                 names=LOADER_ARGS)
@@ -948,7 +949,7 @@ def _narrowing_cases(draw):
     case = draw(collate_cases(min_size=2))
     if draw(st.integers(0, 2), label="overflow") != 0:
         return case, None
-    kind = draw(st.sampled_from(("int", "float", "int64 array")), label="too wide")
+    kind = draw(pick(("int", "float", "int64 array")), label="too wide")
     n = len(case["samples"])
     at = draw(st.integers(0, n - 1), label="at")
     big = {"int": 3_000_000_000, "float": 1e39, "int64 array": np.array([1, -(2**40)])}[kind]

@@ -151,6 +151,7 @@ from crosscheck.optable import (
     Target,
     bad_calls,
 )
+from crosscheck.strategies import booleans, pick
 from crosscheck.tolerance import EXACT, Tolerance, gamma, unit_roundoff
 from refs.checks.common import INTEGER_DTYPES
 from refs.checks.training import (
@@ -236,19 +237,19 @@ class TrainCase(NamedTuple):
 @st.composite
 def train_cases(draw, dtypes=FLOAT_DTYPES, *, max_batches=3, lr_exps=(-6, 3),
                 penalty_weights=PENALTY_WEIGHTS):
-    config = draw(st.sampled_from(CONFIGS), label="config")
+    config = draw(pick(CONFIGS), label="config")
     batch_sizes = draw(st.lists(st.integers(1, 3), min_size=1, max_size=max_batches),
                        label="batch sizes")
     labels = tuple(tuple(draw(st.lists(st.integers(0, config.classes - 1), min_size=n,
                                        max_size=n))) for n in batch_sizes)
-    order = draw(st.sampled_from((IDENTITY, IDENTITY[::-1], (4, 0, 2, 5, 1, 3))),
+    order = draw(pick((IDENTITY, IDENTITY[::-1], (4, 0, 2, 5, 1, 3))),
                  label="key order")
     case = TrainCase(config, draw(st.integers(0, 2**16), label="seed"),
-                     draw(st.sampled_from(dtypes), label="dtype"), labels,
-                     draw(st.sampled_from(LABEL_DTYPES), label="label dtype"),
+                     draw(pick(dtypes), label="dtype"), labels,
+                     draw(pick(LABEL_DTYPES), label="label dtype"),
                      draw(st.integers(*lr_exps), label="lr_exp"),
-                     draw(st.sampled_from(penalty_weights), label="penalty_weight"),
-                     draw(st.booleans(), label="rates as arrays"), order)
+                     draw(pick(penalty_weights), label="penalty_weight"),
+                     draw(booleans(), label="rates as arrays"), order)
     note(f"case = {case!r}")
     return case
 
@@ -670,9 +671,9 @@ def _rate_fault(arg: str, why: str, value_of, exception, *, array=False):
 
 LABEL_FAULTS = (
     Fault("label too large", "y", IndexError,
-          _poke_label(lambda draw, k: draw(st.sampled_from((k, k + 1, 100)))), needs_values=True),
+          _poke_label(lambda draw, k: draw(pick((k, k + 1, 100)))), needs_values=True),
     Fault("negative label", "y", IndexError,
-          _poke_label(lambda draw, k: draw(st.sampled_from((-1, -k - 1)))), needs_values=True),
+          _poke_label(lambda draw, k: draw(pick((-1, -k - 1)))), needs_values=True),
     Fault("float labels", "y", TypeError,
           lambda draw, call: {**call, "y": call["y"].astype(np.float32)}),
     Fault("bool labels", "y", TypeError, lambda draw, call: {**call, "y": call["y"] > 0}),
@@ -732,7 +733,7 @@ def _other_dtype(x):
 BATCH_FAULTS = (
     Fault("no batches", "batches", ValueError, lambda draw, call: {**call, "batches": []}),
     Fault("batches not iterable", "batches", TypeError,
-          lambda draw, call: {**call, "batches": draw(st.sampled_from((3, None, 0.5)))}),
+          lambda draw, call: {**call, "batches": draw(pick((3, None, 0.5)))}),
     Fault("a batch that is not a pair", "batches", ValueError,
           lambda draw, call: ({**call, "batches": [*call["batches"], call["batches"][0][0]]},
                               f"batches[{len(call['batches'])}]")),
@@ -980,7 +981,7 @@ def _central_difference_cases(draw):
     case = draw(train_cases(("float64",), max_batches=1, lr_exps=(-2, 2)))
     shapes = {k: v.shape for k, v in case.params().items()}
     coords = tuple((name, draw(st.integers(0, math.prod(shapes[name]) - 1), label="element"))
-                   for name in draw(st.lists(st.sampled_from(PARAM_NAMES), min_size=3,
+                   for name in draw(st.lists(pick(PARAM_NAMES), min_size=3,
                                              max_size=3), label="weights"))
     return case.step_case(), coords
 
