@@ -257,6 +257,37 @@ def test_torch_impl_checks_run_untraced_under_compile(require_backend):
     assert torch.equal(einsum("abc,a,b->c", a, b, c), torch_impl.einsum("abc,a,b->c", a, b, c))
 
 
+_FRESH_COMPILE = """
+import sys, torch, torch_impl
+assert "torch._dynamo" not in sys.modules, "import torch_impl loaded Dynamo"
+if sys.argv[1] == "eager-first":
+    torch_impl.unfold(torch.zeros(2, 1, 5), (2,))
+unfold = torch.compile(torch_impl.unfold, backend="eager", dynamic=True)
+assert unfold(torch.zeros(2, 1, 5), (2,), (1,), (0,), (1,)).shape == (2, 2, 4)
+assert unfold(torch.zeros(3, 2, 7), (3,), (1,), (0,), (1,)).shape == (3, 6, 5)
+try:
+    unfold(torch.zeros(0, 1, 1), (1,), (1,), (0,), (0,))
+except ValueError as e:
+    assert "stride = (0,) must be positive" in str(e), e
+else:
+    raise AssertionError("a compiled unfold took stride 0")
+"""
+
+
+@pytest.mark.parametrize("first", ["compiled-first", "eager-first"])
+def test_torch_impl_loads_dynamo_only_to_compile(require_backend, first):
+    """``import torch_impl`` does not load Dynamo (1.4 s that an eager process never
+    needs); the checks still run untraced under torch.compile, whether the first call of
+    a check in the process is compiled or eager (fresh interpreters: Dynamo unloaded)."""
+    require_backend(backends.Backend("torch-cpu"))
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", _FRESH_COMPILE, first], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
 def test_jit_mode_keeps_equal_static_values_of_other_types_apart(require_backend):
     """True == 1 == 1.0 and 0.0 == -0.0, and they hash alike: a jit cache keyed on the
     values alone served lr=1.0 with the program compiled for lr=True."""

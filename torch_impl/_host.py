@@ -14,14 +14,34 @@ differences).
 
 from __future__ import annotations
 
+import functools
+import sys
+
 from refs import contraction
 from refs.checks import capture, common, convlike, einsum, indexing, loading, training
 from torch_impl._framework import torch
 
 
 def host(fn):
-    """``fn`` run by the Python interpreter even inside a function that torch.compile traces."""
-    return torch.compiler.disable(fn, recursive=True)
+    """``fn`` run by the Python interpreter even inside a function that torch.compile traces.
+
+    ``torch.compiler.disable`` imports Dynamo, 1.4 s of every import of torch_impl in a
+    process that never compiles (the cross-check report's eager run, a lecture). So the
+    disabled twin is made on the first call after Dynamo is loaded (``torch.compile``
+    loads it before it traces anything); until then nothing can be tracing the call.
+    """
+    disabled = None
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        nonlocal disabled
+        if disabled is None:
+            if "torch._dynamo" not in sys.modules:
+                return fn(*args, **kwargs)
+            disabled = torch.compiler.disable(fn, recursive=True)
+        return disabled(*args, **kwargs)
+
+    return call
 
 
 require_array = host(common.require_array)
