@@ -250,19 +250,23 @@ _WORKER: dict = {}
 def _worker_init(plan: Plan, threads: int) -> None:
     # before the table imports torch and JAX, which size their thread pools once
     os.environ.update(thread_env(threads))
-    # registered before torch and JAX load, so it runs after their own exit hooks
-    atexit.register(_end_worker)
     _WORKER["plan"] = plan
     _WORKER["cells"] = build_cells(plan)
+    # after torch and JAX have loaded: exit hooks run last-registered first, so this one
+    # comes before JAX's (which frees every compiled program one by one, ~2 s in a worker
+    # of a default run) and after the hooks that the cells register later (Inductor's
+    # compile workers, DataLoader's persistent workers), which still shut their processes
+    atexit.register(_end_worker)
 
 
 def _end_worker() -> None:
-    """A worker's last exit hook: end the process without tearing the interpreter down.
+    """End a worker without tearing the interpreter down.
 
-    Freeing the modules of a worker that holds a few thousand compiled JAX programs took
-    ~3 s at the end of every run, while the report waited for its workers to exit. A
+    Freeing the modules and JAX's programs of a worker that holds a few thousand of them
+    took ~3 s at the end of every run, while the report waited for its workers to exit. A
     worker only exits once the pool is shut down, when it has no task left (its results
-    are sent, the JAX cache entries written), so there is nothing left to lose.
+    are sent, so every computation has finished, and the JAX cache entries are written),
+    so there is nothing left to lose.
     """
     sys.stdout.flush()
     sys.stderr.flush()
