@@ -306,3 +306,45 @@ def test_jit_mode_keeps_equal_static_values_of_other_types_apart(require_backend
         run(x, static)
         assert seen[-1] == (type(static), repr(static)), f"{static!r} ran {seen[-1]}'s program"
     assert len(seen) == 5
+
+
+@pytest.mark.parametrize("dtype, integral", [("int32", False), ("uint8", False), ("float32", True),
+                                             ("float64", True)])
+def test_integer_arrays_cover_their_range_and_shrink_to_zeros(dtype, integral):
+    """The integer-valued arrays (one byte string a draw) take every value of the range,
+    each element on its own, keep dtype and shape, and shrink to all zeros."""
+    from hypothesis import HealthCheck, find, given, settings
+
+    from crosscheck.strategies import index_values, values
+
+    low = 0 if dtype == "uint8" else -8
+    strategy = (index_values(dtype, (3, 4), 5, duplicates=False) if dtype == "uint8"
+                else values(dtype, (3, 4), integral=integral))
+    allowed = set(range(5)) if dtype == "uint8" else set(range(low, 9))
+    seen = set()
+
+    @settings(max_examples=60, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def draw(a):
+        assert a.dtype == np.dtype(dtype) and a.shape == (3, 4)
+        assert set(a.ravel().tolist()) <= allowed
+        seen.update(a.ravel().tolist())
+
+    draw()
+    assert seen == allowed, f"values never drawn: {sorted(allowed - seen)}"
+    smallest = find(strategy, lambda a: True, settings=settings(database=None))
+    assert not smallest.any(), smallest
+    many = min(6, len(allowed))
+    distinct = find(strategy, lambda a: len(set(a.ravel().tolist())) >= many,
+                    settings=settings(database=None, max_examples=200))
+    assert len(set(distinct.ravel().tolist())) == many, "elements are drawn independently"
+
+
+def test_pick_keeps_one_strategy_per_option_tuple_and_tells_types_apart():
+    from crosscheck.strategies import pick
+
+    assert pick([1, 2]) is pick((1, 2)), "one strategy object per distinct options"
+    assert pick((1, 2)) is not pick((1.0, 2.0)) and pick((1,)) is not pick((True,))
+    assert pick((1.0,)).example() == 1.0 and type(pick((1.0,)).example()) is float
+    assert pick(([1], [2])).example() in ([1], [2]), "unhashable options still work"
