@@ -15,7 +15,6 @@ that bookkeeping took a third of the time spent drawing examples.
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 from hypothesis import strategies as st
@@ -86,8 +85,10 @@ def values(dtype, shape, *, low: int = -8, high: int = 8, integral: bool = False
 
 @functools.cache
 def _values(dtype, shape, low, high, integral):
-    whole = _integers(dtype, shape, range(low, high + 1))
-    if np.issubdtype(dtype, np.integer) or integral:
+    if np.issubdtype(dtype, np.integer):
+        return _every_element(dtype, shape, st.integers(low, high))
+    whole = _every_element(dtype, shape, st.integers(low, high).map(float))
+    if integral:
         return whole
     fractional = _every_element(
         dtype,
@@ -108,28 +109,11 @@ def _index_values(dtype, shape, size, duplicates):
         return st.just(np.zeros(shape, dtype=dtype))
     if duplicates:  # every index the same: duplicates everywhere
         return st.integers(0, size - 1).map(lambda v: np.full(shape, v, dtype=dtype))
-    return _integers(dtype, shape, range(size))
+    return _every_element(dtype, shape, st.integers(0, size - 1))
 
 
 def _shape(shape) -> tuple[int, ...]:
     return tuple(int(n) for n in shape)
-
-
-def _integers(dtype, shape, allowed: range) -> st.SearchStrategy[np.ndarray]:
-    """An array of values from ``allowed`` (at most 256 of them), every element drawn.
-
-    One draw of ``size`` bytes, byte ``b`` giving the element ``order[b % len(allowed)]``
-    where ``order`` runs from the value nearest zero outwards (0, 1, -1, 2, -2, ...), so
-    that the array shrinks to zeros. Drawing element by element through hypothesis cost
-    ~20 us an element (half the time of a default report's drawing went there); a byte
-    string is one choice, ~25x cheaper for the same uniform, independent values.
-    """
-    order = np.array(sorted(allowed, key=lambda v: (abs(v), v < 0)), dtype=dtype)
-    if not 0 < len(order) <= 256:
-        raise ValueError(f"_integers(): {len(order)} allowed values; expected 1 to 256")
-    size = math.prod(shape)
-    return st.binary(min_size=size, max_size=size).map(
-        lambda b: order[np.frombuffer(b, np.uint8) % len(order)].reshape(shape))
 
 
 def _every_element(dtype, shape, elements) -> st.SearchStrategy[np.ndarray]:

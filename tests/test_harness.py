@@ -311,8 +311,9 @@ def test_jit_mode_keeps_equal_static_values_of_other_types_apart(require_backend
 @pytest.mark.parametrize("dtype, integral", [("int32", False), ("uint8", False), ("float32", True),
                                              ("float64", True)])
 def test_integer_arrays_cover_their_range_and_shrink_to_zeros(dtype, integral):
-    """The integer-valued arrays (one byte string a draw) take every value of the range,
-    each element on its own, keep dtype and shape, and shrink to all zeros."""
+    """The integer-valued arrays take every value of the range, each element drawn on its
+    own (the planted bugs need neighbours that differ), keep dtype and shape, and shrink
+    to all zeros."""
     from hypothesis import HealthCheck, find, given, settings
 
     from crosscheck.strategies import index_values, values
