@@ -9,8 +9,9 @@ skip) when there is none. Knobs, read from the environment:
 * ``CROSSCHECK_PIP_ARGS``: extra pip options for installing those two, e.g.
   ``"--index-url https://download.pytorch.org/whl/nightly/cpu --pre"``.
 
-A reused venv remembers the framework requirements it was built with (a marker file
-in the venv) and reinstalls them when they change. The ``cuda`` session runs in the
+A reused venv remembers what it was built with (a marker file in the venv: the
+framework requirements, pip options, extras and pyproject.toml), installs nothing while
+those stay the same, and reinstalls the frameworks whose requirement changed. The ``cuda`` session runs in the
 ambient environment, because the GPU machines we use have torch + jax with CUDA
 installed but no nox and no network. ``nox -s versions`` runs the report under each
 environment of the ``VERSIONS`` table below and compares each with the first.
@@ -18,6 +19,7 @@ environment of the ``VERSIONS`` table below and compares each with the first.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -78,16 +80,29 @@ def _project(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", match.group(0)).lower() if match else requirement
 
 
-def _frameworks(session: nox.Session, requirements: list[str], venv: Path, python: str) -> None:
-    """pip-install ``requirements`` with PIP_ARGS; reinstall those that changed since the
-    venv's last install (all of them when PIP_ARGS changed)."""
-    wanted = {"requirements": requirements, "pip_args": PIP_ARGS}
+def _provision(session: nox.Session, venv: Path, python: str, requirements: list[str],
+               extras: tuple[str, ...]) -> None:
+    """pip-install ``requirements`` with PIP_ARGS and this project (editable, with
+    ``extras``) into ``venv``; reinstall the requirements that changed since the venv's
+    last install (all of them when PIP_ARGS changed).
+
+    Nothing runs when the venv's marker says that exactly this was installed (the same
+    requirements, pip options, extras and pyproject.toml): pip's "already satisfied"
+    checks and the editable build took ~6 s of every session. An unpinned requirement
+    (plain ``jax``) is not upgraded in a reused venv either way; a new venv takes the newest.
+    """
+    wanted = {"requirements": requirements, "pip_args": PIP_ARGS, "extras": sorted(extras),
+              "pyproject": hashlib.sha256(Path("pyproject.toml").read_bytes()).hexdigest()}
     marker = venv / MARKER
     try:
         last = json.loads(marker.read_text())
     except (OSError, ValueError):
         last = None  # a new venv, or one built before the marker existed
-    if last is not None and last != wanted:
+    if last == wanted:
+        session.log(f"{venv.name}: requirements and project installed as recorded in {MARKER}")
+        return
+    frameworks = {k: wanted[k] for k in ("requirements", "pip_args")}
+    if last is not None and {k: last.get(k) for k in frameworks} != frameworks:
         # --force-reinstall: an installed torch 2.13.0+cpu satisfies "torch==2.13.0" from
         # another index, and an installed jax satisfies a plain "jax" with --pre
         changed = requirements if last.get("pip_args") != PIP_ARGS else [
@@ -97,6 +112,7 @@ def _frameworks(session: nox.Session, requirements: list[str], venv: Path, pytho
             session.run(python, "-m", "pip", "install", *PIP_ARGS, "--upgrade",
                         "--force-reinstall", *changed, external=True)
     session.run(python, "-m", "pip", "install", *PIP_ARGS, *requirements, external=True)
+    session.run(python, "-m", "pip", "install", "-e", f".[{','.join(extras)}]", external=True)
     marker.write_text(json.dumps(wanted))
 
 
@@ -106,8 +122,7 @@ def _install(session: nox.Session, *extras: str) -> None:
             session.virtualenv, "_reused", False):
         return
     venv = Path(session.virtualenv.location)
-    _frameworks(session, [TORCH, JAX], venv, str(venv / "bin" / "python"))
-    session.install("-e", f".[{','.join(('jax', *extras))}]")
+    _provision(session, venv, str(venv / "bin" / "python"), [TORCH, JAX], ("jax", *extras))
 
 
 @nox.session(python=PYTHON)
@@ -231,8 +246,7 @@ def _version_env(session: nox.Session, location: Path, requirements: list[str]) 
     python = location / "bin" / "python"
     if not python.exists():
         session.run("python", "-m", "venv", str(location))
-    _frameworks(session, requirements, location, str(python))
-    session.run(str(python), "-m", "pip", "install", "-e", ".[jax,harness]", external=True)
+    _provision(session, location, str(python), requirements, ("jax", "harness"))
     return str(python)
 
 

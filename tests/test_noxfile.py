@@ -1,0 +1,71 @@
+"""The noxfile's install logic, with nox stubbed out (the test venv has no nox)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class _Session:
+    """What ``_provision`` uses of a nox session: ``run`` and ``log``, recorded."""
+
+    def __init__(self):
+        self.runs: list[tuple[str, ...]] = []
+
+    def run(self, *args, **kwargs):
+        self.runs.append(args)
+
+    def log(self, *args):
+        pass
+
+    def installs(self) -> list[tuple[str, ...]]:
+        return [r[r.index("install") + 1:] for r in self.runs if "install" in r]
+
+
+@pytest.fixture
+def noxfile(monkeypatch, tmp_path):
+    stub = types.ModuleType("nox")
+    stub.options = types.SimpleNamespace()
+    stub.Session = object
+    stub.session = lambda *a, **k: (lambda f: f)
+    monkeypatch.setitem(sys.modules, "nox", stub)
+    monkeypatch.delenv("CROSSCHECK_PIP_ARGS", raising=False)
+    spec = importlib.util.spec_from_file_location("crosscheck_noxfile", ROOT / "noxfile.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.chdir(tmp_path)  # _provision reads ./pyproject.toml
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    return module
+
+
+def test_a_reused_venv_installs_nothing_until_a_pin_or_the_project_changes(noxfile, tmp_path):
+    venv = tmp_path / "venv"
+    venv.mkdir()
+
+    def provision(requirements, extras=("jax", "harness")):
+        session = _Session()
+        noxfile._provision(session, venv, "python", requirements, extras)
+        return session.installs()
+
+    first = provision(["torch==2.13.0", "jax"])
+    assert first == [("torch==2.13.0", "jax"), ("-e", ".[jax,harness]")]
+    assert json.loads((venv / noxfile.MARKER).read_text())["requirements"] == ["torch==2.13.0", "jax"]
+    assert provision(["torch==2.13.0", "jax"]) == [], "nothing changed: nothing installed"
+    # a changed pin: that framework reinstalled by force, then everything checked again
+    assert provision(["torch==2.13.0", "jax==0.9.2"]) == [
+        ("--upgrade", "--force-reinstall", "jax==0.9.2"),
+        ("torch==2.13.0", "jax==0.9.2"), ("-e", ".[jax,harness]")]
+    assert provision(["torch==2.13.0", "jax==0.9.2"]) == []
+    # other extras, or a changed pyproject.toml: the project again, no framework by force
+    assert provision(["torch==2.13.0", "jax==0.9.2"], ("jax", "test")) == [
+        ("torch==2.13.0", "jax==0.9.2"), ("-e", ".[jax,test]")]
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '2'\n")
+    assert provision(["torch==2.13.0", "jax==0.9.2"], ("jax", "test")) == [
+        ("torch==2.13.0", "jax==0.9.2"), ("-e", ".[jax,test]")]
