@@ -18,6 +18,7 @@ import argparse
 import atexit
 import concurrent.futures as futures
 import contextlib
+import gc
 import json
 import multiprocessing
 import os
@@ -250,6 +251,7 @@ _WORKER: dict = {}
 def _worker_init(plan: Plan, threads: int) -> None:
     # before the table imports torch and JAX, which size their thread pools once
     os.environ.update(thread_env(threads))
+    collect_less()
     _WORKER["plan"] = plan
     _WORKER["cells"] = build_cells(plan)
     # after torch and JAX have loaded: exit hooks run last-registered first, so this one
@@ -257,6 +259,22 @@ def _worker_init(plan: Plan, threads: int) -> None:
     # of a default run) and after the hooks that the cells register later (Inductor's
     # compile workers, DataLoader's persistent workers), which still shut their processes
     atexit.register(_end_worker)
+
+
+#: gen-0 threshold while cells run (Python's default is 700 allocations)
+GC_GEN0 = 10_000
+
+
+def collect_less() -> None:
+    """Let Python's cyclic garbage collector run less often in a process that runs cells.
+
+    Drawing examples and tracing JAX programs allocate objects by the million, most
+    short-lived: at the default threshold a run over the convlike and indexing ops did
+    ~5,000 collections and spent 9% of its time in them (5.0 s of 56 s); at 10,000
+    allocations, 311 collections and 2.0 s. Memory stays as it was (cycles are freed a
+    few thousand allocations later).
+    """
+    gc.set_threshold(GC_GEN0, *gc.get_threshold()[1:])
 
 
 def _end_worker() -> None:
@@ -401,9 +419,14 @@ def run_all(plan: Plan, todo: list, indices: list[int], jobs: int, on_cell) -> l
         on_cell(count[0], len(indices), cell)
 
     if jobs <= 1 or len(indices) <= 1:
-        for i in indices:
-            results[i] = run_cell(*todo[i], plan)
-            done(results[i])
+        threshold = gc.get_threshold()
+        collect_less()
+        try:
+            for i in indices:
+                results[i] = run_cell(*todo[i], plan)
+                done(results[i])
+        finally:
+            gc.set_threshold(*threshold)
         return [results[i] for i in indices]
     remaining = list(indices)
     while remaining:

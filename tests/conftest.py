@@ -7,6 +7,7 @@ import os
 import pytest
 
 from crosscheck import backends, profiles
+from crosscheck.report import collect_less
 from crosscheck.selection import DEFAULT, REGRESSION
 
 TIERS = {"default": DEFAULT, "regression": REGRESSION}
@@ -31,6 +32,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    collect_less()  # the test processes run cells as the report's workers do
     requested = config.getoption("--backends")
     if requested:
         os.environ[backends.ENV_VAR] = requested

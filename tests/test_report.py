@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 
@@ -195,7 +196,8 @@ def test_a_pool_takes_every_cell_once_loaders_first_and_jax_cells_by_op():
 
 
 def test_a_worker_runs_on_its_share_of_the_cores(monkeypatch):
-    """What the record says the workers use is what a worker's torch got."""
+    """What the record says the workers use is what a worker's torch got; the worker
+    collects garbage less often."""
     torch = pytest.importorskip("torch")
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS"):
         monkeypatch.delenv(name, raising=False)
@@ -204,6 +206,7 @@ def test_a_worker_runs_on_its_share_of_the_cores(monkeypatch):
     with report.start_pool(plan, jobs) as pool:  # one task: one worker is started
         got = pool.submit(os.getenv, "XLA_FLAGS").result(), pool.submit(
             torch.get_num_threads).result()
+        assert pool.submit(gc.get_threshold).result()[0] == report.GC_GEN0
     expected = report.workers(jobs, 2)
     assert got[1] == expected["threads_per_job"] or jobs == 1
     if expected["threads_per_job"] == 1:
