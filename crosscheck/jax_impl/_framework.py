@@ -1,6 +1,8 @@
 """jax, imported before anything else in ``crosscheck.jax_impl``, so that a missing jax says
 which extra installs it; and how the public functions take their array arguments."""
 
+import numpy as np
+
 from refs.checks.common import import_framework
 
 jax = import_framework("jax", package="crosscheck.jax_impl", extra="jax")
@@ -19,8 +21,6 @@ def as_array(x):
     """
     if isinstance(x, jax.Array):
         return x
-    import numpy as np
-
     if isinstance(x, np.ndarray):
         return jax.device_put(x)
     return jax.numpy.asarray(x)
