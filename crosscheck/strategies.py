@@ -68,10 +68,8 @@ def _typed(options: tuple) -> tuple:
     return tuple((type(o), _typed(o) if isinstance(o, tuple) else o) for o in options)
 
 
-@functools.cache
-def booleans() -> st.SearchStrategy[bool]:
-    """``st.booleans()``, one strategy object."""
-    return st.booleans()
+#: ``st.booleans()``, one strategy object for every draw
+BOOLEANS = st.booleans()
 
 
 def values(dtype, shape, *, low: int = -8, high: int = 8, integral: bool = False) -> st.SearchStrategy[np.ndarray]:

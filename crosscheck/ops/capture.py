@@ -77,7 +77,7 @@ from crosscheck.optable import (
     Property,
     Target,
 )
-from crosscheck.strategies import booleans, pick
+from crosscheck.strategies import BOOLEANS, pick
 from crosscheck.tolerance import EXACT, Tolerance, gamma, rounding_bound
 from refs.checks.capture import check_init
 from refs.network import (
@@ -164,7 +164,7 @@ def net_cases(draw, dtypes=FLOAT_DTYPES, *, integral=True, layers=LAYERS):
     case = NetCase(draw(pick(CONFIGS), label="config"),
                    draw(st.integers(0, 2**16), label="seed"),
                    draw(pick(dtypes), label="dtype"),
-                   draw(booleans(), label="integral") if integral else False,
+                   draw(BOOLEANS, label="integral") if integral else False,
                    draw(pick(layers), label="layer"))
     note(f"case = {case!r}")
     return case
@@ -190,7 +190,7 @@ NAMES = LAYERS + ("",)
 def capture_cases(draw, integral=True, inplace=None):
     net = draw(net_cases(integral=integral))
     names = draw(st.lists(pick(NAMES), unique=True, max_size=len(NAMES)), label="names")
-    inplace = draw(booleans(), label="inplace") if inplace is None else inplace
+    inplace = draw(BOOLEANS, label="inplace") if inplace is None else inplace
     return Case((net.params(), net.x(), names, inplace), names=CAPTURE_ARGS)
 
 

@@ -35,7 +35,7 @@ from crosscheck.optable import (
     bad_case,
     call_of,
 )
-from crosscheck.strategies import DATA_DTYPES, FLOAT_DTYPES, booleans, pick, values
+from crosscheck.strategies import BOOLEANS, DATA_DTYPES, FLOAT_DTYPES, pick, values
 from crosscheck.tolerance import EXACT, rounding_bound
 from refs.checks.convlike import check_conv, check_fold, check_max_pool, check_unfold
 from refs.convlike import lowest, overlap_counts
@@ -124,7 +124,7 @@ def _per_dim_args(draw, values_: list, *, need_tuple: bool) -> list:
     ``need_tuple``: at least one must stay a tuple, for the spatial rank to be read
     from it (an unbatched input; fold's 1-d and 3-d cases). ``None`` stays ``None``.
     """
-    out = [v if v is None or len(set(v)) > 1 or not draw(booleans()) else v[0]
+    out = [v if v is None or len(set(v)) > 1 or not draw(BOOLEANS) else v[0]
            for v in values_]
     if need_tuple and not any(isinstance(v, tuple) for v in out):
         i = draw(pick(i for i, v in enumerate(out) if v is not None))
@@ -176,7 +176,7 @@ def max_pool_cases(draw, dtypes=DATA_DTYPES, *, unique=False):
         x = ((np.array(order, dtype=np.float64) - count / 2) * 0.25).astype(dtype).reshape(g.image)
     else:
         x = draw(values(dtype, g.image))
-    default = g.stride == g.kernel_size and draw(booleans())
+    default = g.stride == g.kernel_size and draw(BOOLEANS)
     per_dim = _per_dim_args(draw, [g.kernel_size, None if default else g.stride, g.padding,
                                    g.dilation], need_tuple=g.unbatched)
     return Case((x, *per_dim), names=MAX_POOL_ARGS)
@@ -277,7 +277,7 @@ def _not_an_int(op, names):
         g = _geometry(op, call)
         name = draw(pick(names))
         v = getattr(g, FIELD[name])
-        if len(set(v)) == 1 and draw(booleans()):
+        if len(set(v)) == 1 and draw(BOOLEANS):
             bad = v[0] + 0.5
         else:
             bad = (v[0] + 0.5,) + v[1:]

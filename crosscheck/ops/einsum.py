@@ -24,7 +24,7 @@ from crosscheck.optable import (
     Target,
     bad_calls,
 )
-from crosscheck.strategies import DATA_DTYPES, SIZES, booleans, pick, values
+from crosscheck.strategies import BOOLEANS, DATA_DTYPES, SIZES, pick, values
 from crosscheck.tolerance import EXACT
 from refs.checks.einsum import ELLIPSIS, parse_einsum
 
@@ -58,7 +58,7 @@ def _budgeted_sizes(draw, n: int, budget: int) -> list[int]:
 
 def _spaced(draw, tokens: list[str]) -> str:
     """Join tokens, sometimes with white space between them (never inside '...' or '->')."""
-    if not draw(booleans()):
+    if not draw(BOOLEANS):
         return "".join(tokens)
     gaps = pick(("", "", " ", "  "))
     return draw(gaps) + "".join(t + draw(gaps) for t in tokens)
@@ -86,7 +86,7 @@ def expressions(draw, *, min_operands=1, max_operands=4, need_letter=False) -> E
         # sorted, so the draws do not depend on the string hash seed (derandomized CI)
         ones = {x for x in sorted(set(term)) if size[x] != 1 and draw(st.integers(0, 5)) == 0}
         dims = [1 if x in ones else size[x] for x in term]
-        if draw(booleans()):  # this operand has '...', covering the last `covered` dims
+        if draw(BOOLEANS):  # this operand has '...', covering the last `covered` dims
             covered = draw(st.integers(0, ell_rank))
             under = [1 if draw(st.integers(0, 3)) == 0 else n for n in ell_sizes[ell_rank - covered:]]
             at = draw(st.integers(0, len(term)))
@@ -96,7 +96,7 @@ def expressions(draw, *, min_operands=1, max_operands=4, need_letter=False) -> E
         shapes.append(tuple(dims))
 
     tokens = [t for k, term in enumerate(terms) for t in ([","] if k else []) + term]
-    if draw(booleans()):  # explicit output
+    if draw(BOOLEANS):  # explicit output
         used = sorted({t for term in terms for t in term if t != ELLIPSIS})
         out = draw(st.permutations(used)) if used else []
         out = out[: draw(st.integers(0, len(out)))]
@@ -216,7 +216,7 @@ def _rank_mismatch(draw, call):
     elif ELLIPSIS in terms[k]:
         terms[k] += _fresh(draw, call)
         shape = ()
-    elif n_letters and draw(booleans()):
+    elif n_letters and draw(BOOLEANS):
         shape = shape[:-1]
     else:
         shape = (*shape, 2)

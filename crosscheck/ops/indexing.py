@@ -22,10 +22,10 @@ from crosscheck.optable import (
     bad_calls,
 )
 from crosscheck.strategies import (
+    BOOLEANS,
     DATA_DTYPES,
     FLOAT_DTYPES,
     INDEX_DTYPES,
-    booleans,
     index_values,
     pick,
     shapes,
@@ -65,7 +65,7 @@ def gather_cases(draw, dtypes=DATA_DTYPES, integral=False, min_size=0):
     in_shape, dim, d, idx_shape, size = _layout(draw, rank, min_size=min_size)
     dtype = draw(pick(dtypes))
     index = draw(index_values(draw(pick(INDEX_DTYPES)), idx_shape, size,
-                              duplicates=draw(booleans())))
+                              duplicates=draw(BOOLEANS)))
     data = values(dtype, in_shape, integral=integral)
     return Case((draw(data), dim, index), names=GATHER_ARGS)
 
@@ -80,7 +80,7 @@ def scatter_add_cases(draw, dtypes=DATA_DTYPES, integral=False, larger_src=False
         src_shape[k] = max(src_shape[k], idx_shape[k] + 1)
     dtype = draw(pick(dtypes))
     index = draw(index_values(draw(pick(INDEX_DTYPES)), idx_shape, size,
-                              duplicates=draw(booleans())))
+                              duplicates=draw(BOOLEANS)))
     return Case(
         (draw(values(dtype, in_shape, integral=integral)), dim, index,
          draw(values(dtype, tuple(src_shape), integral=integral))),
@@ -143,7 +143,7 @@ INDEX_FAULTS = (
     Fault("bool index", "index", TypeError,
           lambda draw, call: {**call, "index": call["index"].astype(bool)}),
     Fault("rank mismatch", "index", ValueError,
-          lambda draw, call: {**call, "index": call["index"][..., None] if draw(booleans())
+          lambda draw, call: {**call, "index": call["index"][..., None] if draw(BOOLEANS)
                               else np.asarray(call["index"][0])}),
     Fault("index larger than input", "index", ValueError, _grow_index),
     Fault("dim out of range", "dim", ValueError,

@@ -60,7 +60,7 @@ from crosscheck.optable import (
     bad_calls,
     rejects_bad_input,
 )
-from crosscheck.strategies import booleans, pick
+from crosscheck.strategies import BOOLEANS, pick
 from crosscheck.tolerance import EXACT
 from refs.checks.loading import check_loader
 from refs.collate import collate_tree
@@ -271,10 +271,10 @@ def loader_cases(draw, workers=SOME_WORKERS, dataset=synthetic, max_n: int = 13)
     come up often."""
     n = draw(st.integers(0, max_n), label="n")
     batch_size = draw(st.integers(1, 5), label="batch_size")
-    shuffle = draw(booleans(), label="shuffle")
+    shuffle = draw(BOOLEANS, label="shuffle")
     seed = draw(st.integers(0, 3), label="seed")
     epoch = draw(st.integers(0, 3), label="epoch")
-    drop_last = draw(booleans(), label="drop_last")
+    drop_last = draw(BOOLEANS, label="drop_last")
     num_workers = draw(pick(workers), label="num_workers")
     return Case((dataset(draw, n, seed, epoch), batch_size, shuffle, seed, epoch, drop_last,
                  num_workers), names=LOADER_ARGS)
@@ -291,10 +291,10 @@ def order_cases(draw) -> Case:
 def batches_cases(draw) -> Case:
     """A valid ``refs.batches`` call: an order that is part of a permutation (a resumed epoch)."""
     n = draw(st.integers(1, 13), label="n")
-    order = _order(n, draw(booleans(), label="shuffle"), draw(st.integers(0, 3), label="seed"), 0)
+    order = _order(n, draw(BOOLEANS, label="shuffle"), draw(st.integers(0, 3), label="seed"), 0)
     order = order[draw(st.integers(0, n - 1), label="resume at"):]
     return Case((IndexDataset(n), draw(st.integers(1, 5), label="batch_size"), order,
-                 draw(booleans(), label="drop_last")), names=BATCHES_ARGS)
+                 draw(BOOLEANS, label="drop_last")), names=BATCHES_ARGS)
 
 
 def _order(n: int, shuffle: bool, seed: int, epoch: int) -> list[int]:
@@ -734,7 +734,7 @@ def _keyed_cases(draw):
     under two keys."""
     key = draw(st.integers(0, 1), label="seed and epoch")
     return Case((KeyedAugmentDataset(7, key, key), draw(st.integers(2, 3), label="batch_size"),
-                 draw(booleans(), label="shuffle"), key, key, False,
+                 draw(BOOLEANS, label="shuffle"), key, key, False,
                  draw(st.integers(2, 3), label="num_workers")), names=LOADER_ARGS)
 
 

@@ -151,7 +151,7 @@ from crosscheck.optable import (
     Target,
     bad_calls,
 )
-from crosscheck.strategies import booleans, pick
+from crosscheck.strategies import BOOLEANS, pick
 from crosscheck.tolerance import EXACT, Tolerance, gamma, unit_roundoff
 from refs.checks.common import INTEGER_DTYPES
 from refs.checks.training import (
@@ -249,7 +249,7 @@ def train_cases(draw, dtypes=FLOAT_DTYPES, *, max_batches=3, lr_exps=(-6, 3),
                      draw(pick(LABEL_DTYPES), label="label dtype"),
                      draw(st.integers(*lr_exps), label="lr_exp"),
                      draw(pick(penalty_weights), label="penalty_weight"),
-                     draw(booleans(), label="rates as arrays"), order)
+                     draw(BOOLEANS, label="rates as arrays"), order)
     note(f"case = {case!r}")
     return case
 
