@@ -10,7 +10,9 @@ Loading a backend also fixes its numerics for the whole process: JAX gets
 64-bit types (``jax_enable_x64``) and full-precision float32 matmul/conv
 (``jax_default_matmul_precision="highest"``); torch gets TF32 switched off for
 matmul and cuDNN. The suite asks "is the algorithm right", so it compares at
-the precision the dtype promises; TF32 is measured separately.
+the precision the dtype promises; TF32 is measured separately. JAX does not
+take 75% of a GPU's memory when it starts (``XLA_PYTHON_CLIENT_PREALLOCATE=false``
+unless you set it): a run has many processes, each with torch and JAX.
 """
 
 from __future__ import annotations
@@ -119,6 +121,11 @@ def load_torch():
 
 @functools.cache
 def load_jax():
+    # Each process of a run (pytest-xdist workers, the report's workers) holds its own JAX
+    # client, next to torch in the same process: one that grabbed JAX's default 75% of a
+    # GPU's memory at start would leave the others too little. Read when JAX first
+    # initializes a GPU, so this holds while no JAX array has been made yet.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -171,13 +178,15 @@ def requested(raw: str | None = None) -> tuple[str, ...] | None:
     return names
 
 
-def selected(raw: str | None = None) -> list[Backend]:
+def selected(raw: str | None = None, missing=None) -> list[Backend]:
     """The backends to run: the requested ones (``raw``, else ``CROSSCHECK_BACKENDS``; all
-    must be present) or all known."""
+    must be present) or all known. ``missing(name)`` says why a backend cannot run (default:
+    :meth:`Backend.missing`, which loads the framework into this process)."""
     names = requested(raw)
     if names is None:
         return [Backend(n) for n in ALL_BACKENDS]
-    missing = {n: _missing(n) for n in names if _missing(n)}
+    why = missing or _missing
+    missing = {n: why(n) for n in names if why(n)}
     if missing:
         raise BackendUnavailable(
             "requested backends are missing: "

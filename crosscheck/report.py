@@ -19,6 +19,7 @@ import atexit
 import concurrent.futures as futures
 import contextlib
 import gc
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -130,12 +131,18 @@ def build_cells(plan: Plan) -> list:
             if not plan.impls or t.impl in plan.impls or t.name in plan.impls]
 
 
-def _select(args) -> tuple[Plan, list, list]:
-    """The plan of this run, the backends present and those absent; SelectionError if wrong."""
+def _select(args, missing=None) -> tuple[Plan, list, dict]:
+    """The plan of this run, the backends present and those absent (with the reason);
+    SelectionError if wrong.
+
+    ``missing(name)``: why a backend cannot run here, None when it can. The default asks
+    this process, which loads torch and JAX to find out; a parallel run asks a worker.
+    """
     from crosscheck.ops import BY_NAME, OPS, targets
 
+    missing = missing or (lambda name: backends_mod.Backend(name).missing())
     try:
-        chosen = backends_mod.selected(args.backends)
+        chosen = backends_mod.selected(args.backends, missing)
     except backends_mod.BackendUnavailable as e:
         raise SelectionError(str(e)) from e
     selection = REGRESSION if args.regression else DEFAULT
@@ -160,15 +167,19 @@ def _select(args) -> tuple[Plan, list, list]:
     unknown = [d for d in devices or () if d not in known_devices]
     if unknown:
         raise SelectionError(f"unknown devices {unknown}; known: {', '.join(known_devices)}")
-    present, absent = [], []
+    present, absent = [], {}
     for b in chosen:
         if devices and b.device not in devices:
             continue
-        (present if b.missing() is None else absent).append(b)
+        why = missing(b.name)
+        if why is None:
+            present.append(b)
+        else:
+            absent[b] = why
     if devices and not present:
         raise SelectionError(
             f"no backend on devices {devices} is present here: "
-            + "; ".join(f"{b.name}: {b.missing()}" for b in absent))
+            + "; ".join(f"{b.name}: {why}" for b, why in absent.items()))
     impls = _split(args.impls)
     if impls:
         every = {t.impl for op in OPS for t in targets(op, [backends_mod.Backend(n) for n in
@@ -248,12 +259,18 @@ def run_cell(prop, target, plan: Plan) -> Cell:
 _WORKER: dict = {}
 
 
-def _worker_init(plan: Plan, threads: int) -> None:
-    # before the table imports torch and JAX, which size their thread pools once
+def _worker_init(threads: int) -> None:
+    # before torch and JAX load, which size their thread pools once
     os.environ.update(thread_env(threads))
     collect_less()
-    _WORKER["plan"] = plan
-    _WORKER["cells"] = build_cells(plan)
+    # the slow part of a worker's start (~3 s on 2 cores), done while the parent, which
+    # loads neither, is still choosing the cells: torch and JAX with the suite's numerics,
+    # and the op table. A framework that fails to load fails in the probe, with its error.
+    for framework, load in (("torch", backends_mod.load_torch), ("jax", backends_mod.load_jax)):
+        if importlib.util.find_spec(framework) is not None:
+            with contextlib.suppress(Exception):
+                load()
+    import crosscheck.ops  # noqa: F401 - the table and its strategies
     # after torch and JAX have loaded: exit hooks run last-registered first, so this one
     # comes before JAX's (which frees every compiled program one by one, ~2 s in a worker
     # of a default run) and after the hooks that the cells register later (Inductor's
@@ -291,13 +308,27 @@ def _end_worker() -> None:
     os._exit(0)
 
 
-def start_pool(plan: Plan, jobs: int) -> futures.ProcessPoolExecutor:
-    """``jobs`` spawned worker processes that share the cores, each with ``plan``'s cells."""
+def start_pool(jobs: int) -> futures.ProcessPoolExecutor:
+    """``jobs`` spawned worker processes that share the cores, torch and JAX loaded."""
     # spawned, not forked: a forked JAX can deadlock, and each worker builds the same
-    # table (the plan is all it needs); the JAX and Inductor caches on disk are shared
-    return futures.ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"),
+    # table (a Plan is all it needs); the JAX and Inductor caches on disk are shared
+    pool = futures.ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"),
                                        initializer=_worker_init,
-                                       initargs=(plan, threads_per_job(jobs)))
+                                       initargs=(threads_per_job(jobs),))
+    # the pool starts a worker for each task that no idle worker takes, so one empty task
+    # per worker starts them all now, loading torch and JAX side by side
+    for _ in range(jobs):
+        pool.submit(int)
+    return pool
+
+
+def _probe() -> tuple[dict, dict]:
+    """In a worker: why each backend cannot run here (None where it can), and the
+    environment record (:mod:`crosscheck.environment`) of a process that runs the cells."""
+    from crosscheck import environment
+
+    return ({name: backends_mod.Backend(name).missing() for name in backends_mod.ALL_BACKENDS},
+            environment.environment())
 
 
 def threads_per_job(jobs: int) -> int:
@@ -328,7 +359,9 @@ def thread_env(threads: int, environ=None) -> dict[str, str]:
     return env
 
 
-def _worker_run(batch: list[int], marks: str) -> list[tuple[int, Cell]]:
+def _worker_run(plan: Plan, batch: list[int], marks: str) -> list[tuple[int, Cell]]:
+    if _WORKER.get("plan") != plan:  # the cells, numbered as the parent numbers them
+        _WORKER["plan"], _WORKER["cells"] = plan, build_cells(plan)
     done = []
     for index in batch:
         # a mark while the cell runs: if native code kills the process (an XLA CHECK failure
@@ -339,7 +372,7 @@ def _worker_run(batch: list[int], marks: str) -> list[tuple[int, Cell]]:
         prop, target = _WORKER["cells"][index]
         if os.environ.get("CROSSCHECK_ABORT_IN_CELL") == f"{prop.op}.{prop.name}.{target.name}":
             os.abort()  # fault injection: tests/test_report.py kills a worker this way
-        done.append((index, run_cell(prop, target, _WORKER["plan"])))
+        done.append((index, run_cell(prop, target, plan)))
         os.remove(mark)
     return done
 
@@ -383,13 +416,15 @@ def _died(prop, target, code: str) -> Cell:
     return cell
 
 
-def _pool(plan: Plan, todo: list, indices: list[int], jobs: int, results: dict, on_done) -> list[int]:
-    """Run ``indices`` in a pool of ``jobs`` spawned workers; the cells that were running
-    when a worker died, or all unfinished ones if none is marked."""
+def _pool(plan: Plan, todo: list, indices: list[int], jobs: int, results: dict, on_done,
+          pool: futures.ProcessPoolExecutor | None = None) -> list[int]:
+    """Run ``indices`` in ``pool`` (shut down at the end), or a new pool of ``jobs`` spawned
+    workers; the cells that were running when a worker died, or all unfinished ones if none
+    is marked."""
     marks = tempfile.mkdtemp(prefix="crosscheck-cells-")
     try:
-        with start_pool(plan, jobs) as pool:
-            pending = [pool.submit(_worker_run, batch, marks)
+        with pool or start_pool(jobs) as pool:
+            pending = [pool.submit(_worker_run, plan, batch, marks)
                        for batch in batches(todo, indices)]
             try:
                 for done in futures.as_completed(pending):
@@ -404,12 +439,14 @@ def _pool(plan: Plan, todo: list, indices: list[int], jobs: int, results: dict, 
         shutil.rmtree(marks, ignore_errors=True)
 
 
-def run_all(plan: Plan, todo: list, indices: list[int], jobs: int, on_cell) -> list[Cell]:
+def run_all(plan: Plan, todo: list, indices: list[int], jobs: int, on_cell,
+            pool: futures.ProcessPoolExecutor | None = None) -> list[Cell]:
     """Run the cells ``indices`` of ``todo``; ``on_cell(i, n, cell)`` as each one ends.
 
-    With ``jobs > 1`` the cells run in worker processes, and a cell whose native code kills
-    its process (XLA aborts on a CHECK failure) becomes an error of its own: the cells that
-    were running then are rerun one at a time to find it, and the rest go on.
+    With ``jobs > 1`` (or a started ``pool``, which this shuts down) the cells run in worker
+    processes, and a cell whose native code kills its process (XLA aborts on a CHECK
+    failure) becomes an error of its own: the cells that were running then are rerun one at
+    a time to find it, and the rest go on.
     """
     results: dict[int, Cell] = {}
     count = [0]
@@ -418,7 +455,7 @@ def run_all(plan: Plan, todo: list, indices: list[int], jobs: int, on_cell) -> l
         count[0] += 1
         on_cell(count[0], len(indices), cell)
 
-    if jobs <= 1 or len(indices) <= 1:
+    if pool is None and (jobs <= 1 or len(indices) <= 1):
         threshold = gc.get_threshold()
         collect_less()
         try:
@@ -430,7 +467,8 @@ def run_all(plan: Plan, todo: list, indices: list[int], jobs: int, on_cell) -> l
         return [results[i] for i in indices]
     remaining = list(indices)
     while remaining:
-        suspects = _pool(plan, todo, remaining, jobs, results, done)
+        suspects = _pool(plan, todo, remaining, jobs, results, done, pool)
+        pool = None  # a pool ends with its round; a rerun starts its own
         for i in suspects:
             if i in results:
                 continue
@@ -467,26 +505,50 @@ class _Tee:
             s.flush()
 
 
+def _cells_of(args, missing=None):
+    """The plan, the backends present and absent, the cells and the indices of this shard's."""
+    plan, present, absent = _select(args, missing)
+    todo = build_cells(plan)
+    mine, shard = shard_of(list(range(len(todo))), args.shard)
+    if not todo or not mine:
+        raise SelectionError("the selection matches no cell (ops x implementations x modes x "
+                             "backends); 'python -m crosscheck --list' shows what exists")
+    return plan, present, absent, todo, mine, shard
+
+
 def _main(args) -> int:
     jobs = args.jobs or os.cpu_count() or 1
+    pool = env = None
     try:
         _require_harness()
-        plan, present, absent = _select(args)
-        todo = build_cells(plan)
-        mine, shard = shard_of(list(range(len(todo))), args.shard)
-        if not todo or not mine:
-            raise SelectionError("the selection matches no cell (ops x implementations x modes x "
-                                 "backends); 'python -m crosscheck --list' shows what exists")
+        missing = None
+        if jobs > 1 and not args.list:
+            # A parallel run never loads torch or JAX here (~3 s on 2 cores before the
+            # first cell): every name is checked first, as if every backend were present,
+            # so that a misspelt op exits at once; then the workers start loading the
+            # frameworks, and the first one ready says which backends are present and
+            # what the environment is.
+            most = len(_cells_of(args, lambda name: None)[4])
+            if most > 1:
+                jobs = min(jobs, most)
+                pool = start_pool(jobs)
+                answers, env = pool.submit(_probe).result()
+                missing = answers.__getitem__
+        plan, present, absent, todo, mine, shard = _cells_of(args, missing)
     except SelectionError as e:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         print(f"error: {e}", file=sys.stderr)
         return 2
 
     from crosscheck import environment
 
-    env = environment.environment()
+    if env is None:
+        env = environment.environment()
+    w = workers(jobs, len(mine), started=pool is not None)
     sel = plan.selection
     print(f"crosscheck: {len(mine)} cells (property x target){f' of {len(todo)}, shard {shard[0]}/{shard[1]}' if shard else ''}, "
-          f"{plan.examples} examples each, seed {plan.seed}, tier {sel.name}, {_jobs_text(workers(jobs, len(mine)))}")
+          f"{plan.examples} examples each, seed {plan.seed}, tier {sel.name}, {_jobs_text(w)}")
     for line in environment.summary_lines(env):
         print(f"  {line}")
     print(f"  backends: {', '.join(b.name for b in present) or 'none'}")
@@ -495,8 +557,8 @@ def _main(args) -> int:
     print(f"  modes: {', '.join(sel.modes)}; torch layouts: {', '.join(sel.layouts)}; "
           f"sizes: {', '.join(sel.sizes)}"
           + (f"; torch.compile cells: {sel.compile_examples} examples" if capped else ""))
-    for b in absent:
-        print(f"  skipped {b.name}: {b.missing()}")
+    for b, why in absent.items():
+        print(f"  skipped {b.name}: {why}")
     if args.list:
         _list(todo, mine)
         return 0
@@ -509,7 +571,7 @@ def _main(args) -> int:
         if cell.failed:
             print("      " + cell.message.replace("\n", "\n      "), flush=True)
 
-    results = run_all(plan, todo, mine, jobs, progress)
+    results = run_all(plan, todo, mine, jobs, progress, pool)
     seconds = time.perf_counter() - t0
 
     print()
@@ -523,7 +585,7 @@ def _main(args) -> int:
           f"compared nothing; {len(skipped)} skipped; {compared} examples compared, {known} "
           f"documented differences; {seconds:.1f} s")
     if args.json:
-        doc = record(args, plan, env, results, started, seconds, shard, present, absent)
+        doc = record(args, plan, env, results, started, seconds, shard, present, absent, w)
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
@@ -534,23 +596,29 @@ def _main(args) -> int:
     return 1 if bad else 0
 
 
-def workers(jobs: int, cells: int) -> dict:
-    """How many processes run the cells, and the thread budget each worker sets."""
-    jobs = min(jobs, cells)
-    if jobs <= 1:
-        return {"jobs": 1, "threads_per_job": None, "worker_env": {}}
+def workers(jobs: int, cells: int, started: bool = False) -> dict:
+    """How many processes run the cells, and the thread budget each worker sets.
+
+    ``started``: a pool of ``jobs`` workers was started before the cells were counted
+    (their thread budget is fixed then, even if fewer cells than workers remain).
+    """
     threads = threads_per_job(jobs)
+    jobs = min(jobs, cells)
+    if not started:
+        if jobs <= 1:
+            return {"jobs": 1, "threads_per_job": None, "worker_env": {}}
+        threads = threads_per_job(jobs)
     return {"jobs": jobs, "threads_per_job": threads, "worker_env": thread_env(threads)}
 
 
 def _jobs_text(w: dict) -> str:
-    if w["jobs"] == 1:
+    if w["threads_per_job"] is None:
         return "1 job (this process)"
     env = ", ".join(f"{k}={v}" for k, v in w["worker_env"].items())
     return f"{w['jobs']} jobs of {w['threads_per_job']} thread(s)" + (f" ({env})" if env else "")
 
 
-def record(args, plan, env, results, started, seconds, shard, present, absent) -> dict:
+def record(args, plan, env, results, started, seconds, shard, present, absent, w) -> dict:
     """The run record (schema 2): environment, selection, and every cell."""
     return {
         "schema": SCHEMA,
@@ -561,7 +629,7 @@ def record(args, plan, env, results, started, seconds, shard, present, absent) -
                 "impls": list(plan.impls) if plan.impls else None,
                 "devices": _split(args.devices),
                 "backends": [b.name for b in present],
-                "skipped_backends": {b.name: b.missing() for b in absent},
+                "skipped_backends": {b.name: why for b, why in absent.items()},
                 **plan.selection.describe(),
             },
             "seed": plan.seed,
@@ -569,7 +637,7 @@ def record(args, plan, env, results, started, seconds, shard, present, absent) -
             "started": started.isoformat(timespec="seconds"),
             "seconds": round(seconds, 2),
             "shard": list(shard) if shard else None,
-            **workers(args.jobs or os.cpu_count() or 1, len(results)),
+            **w,
             "command": "python -m crosscheck " + " ".join(args.argv),
         },
         "cells": [asdict(c) for c in results],

@@ -55,3 +55,19 @@ def test_an_array_of_strings_is_not_stacked(impl, require_backend):
     with pytest.raises(TypeError, match=r"default_collate\(\): samples\[0\]\['x'\] is an array "
                                         r"of dtype <U1"):
         collate([{"x": np.array(["a", "b"])}, {"x": np.array(["c", "d"])}])
+
+
+@pytest.mark.parametrize("name", ["make_loader", "batches"])
+def test_the_table_knows_which_implementations_define_each_loading_function(name):
+    """The table decides which properties apply without importing our implementations (the
+    report's parent loads no framework); what it assumes is what the modules define."""
+    from crosscheck.ops.loading import DEFINES
+    from crosscheck.optable import OURS
+
+    defines = set()
+    for impl, (framework, module) in OURS.items():
+        if framework != "numpy" and importlib.util.find_spec(framework) is None:
+            pytest.skip(f"{framework} is not installed: {module} cannot be read")
+        if hasattr(importlib.import_module(module), name):
+            defines.add(impl)
+    assert defines == set(DEFINES[name])

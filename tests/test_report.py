@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib.util
 import json
 import os
 
@@ -13,7 +14,6 @@ from crosscheck import backends, report, runs
 from crosscheck.backends import Backend
 from crosscheck.optable import Target
 from crosscheck.planted import PLANTED
-from crosscheck.selection import DEFAULT
 
 CHEAP = ["--ops", "gather", "--impls", "refs,np.take_along_axis", "--examples", "5", "-j", "1"]
 
@@ -196,21 +196,54 @@ def test_a_pool_takes_every_cell_once_loaders_first_and_jax_cells_by_op():
 
 
 def test_a_worker_runs_on_its_share_of_the_cores(monkeypatch):
-    """What the record says the workers use is what a worker's torch got; the worker
-    collects garbage less often."""
+    """What the record says the workers use is what a worker's torch got, and what the
+    environment its probe records says; the worker collects garbage less often."""
     torch = pytest.importorskip("torch")
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS"):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS",
+                 "XLA_PYTHON_CLIENT_PREALLOCATE"):
         monkeypatch.delenv(name, raising=False)
     jobs = os.cpu_count() or 1
-    plan = report.Plan(("numpy",), ("gather",), ("refs",), DEFAULT, 1, 0)
-    with report.start_pool(plan, jobs) as pool:  # one task: one worker is started
+    with report.start_pool(jobs) as pool:
+        if importlib.util.find_spec("jax") is not None:
+            # each worker is one more JAX client on a GPU: none may take 75% of its memory
+            assert pool.submit(os.getenv, "XLA_PYTHON_CLIENT_PREALLOCATE").result() == "false"
         got = pool.submit(os.getenv, "XLA_FLAGS").result(), pool.submit(
             torch.get_num_threads).result()
         assert pool.submit(gc.get_threshold).result()[0] == report.GC_GEN0
-    expected = report.workers(jobs, 2)
-    assert got[1] == expected["threads_per_job"] or jobs == 1
+        missing, env = pool.submit(report._probe).result()
+    expected = report.workers(jobs, 2, started=True)
+    assert got[1] == expected["threads_per_job"] == env["torch"]["threads"]
     if expected["threads_per_job"] == 1:
         assert got[0] == "--xla_cpu_multi_thread_eigen=false"
+    assert missing["numpy"] is None and missing["torch-cpu"] is None
+    assert set(missing) == set(backends.ALL_BACKENDS)
+
+
+def test_the_parent_of_a_parallel_run_loads_no_framework(tmp_path):
+    """torch and JAX load in the workers only, while the parent chooses the cells (~3 s
+    of a 2-core machine before the first cell); the record still has the environment and
+    the absent backends, as a worker found them."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    out = tmp_path / "r.json"
+    code = ("import sys; from crosscheck import report; "
+            f"rc = report.main(['--ops', 'gather', '--impls', 'refs,torch_impl,jax_impl', "
+            f"'--examples', '2', '-j', '2', '--json', {str(out)!r}]); "
+            "print(rc, 'torch' in sys.modules, 'jax' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert done.stdout.splitlines()[-1] == "0 False False", done.stdout + done.stderr
+    doc = json.loads(out.read_text())
+    env, selection = doc["meta"]["environment"], doc["meta"]["selection"]
+    assert env["torch"]["threads"] == doc["meta"]["threads_per_job"] == report.threads_per_job(2)
+    assert env["jax"]["precision"]["jax_enable_x64"] is True
+    present = set(selection["backends"]) | set(selection["skipped_backends"])
+    assert present == set(backends.ALL_BACKENDS)
+    assert {c["backend"] for c in doc["cells"]} == set(selection["backends"])
+    assert all(why for why in selection["skipped_backends"].values())
 
 
 def test_workers_share_the_cores_and_keep_what_the_user_set():

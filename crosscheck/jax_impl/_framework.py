@@ -24,3 +24,9 @@ def as_array(x):
     if isinstance(x, np.ndarray):
         return jax.device_put(x)
     return jax.numpy.asarray(x)
+
+
+def on_host(x) -> bool:
+    """Whether every shard of the concrete array ``x`` lives in host memory (a CPU device),
+    where NumPy can read it without a transfer."""
+    return all(d.platform == "cpu" for d in x.devices())

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from crosscheck.jax_impl._framework import as_array
+from crosscheck.jax_impl._framework import as_array, on_host
 from refs.checks.indexing import check_gather, check_index_values, check_scatter_add
 
 
@@ -59,7 +59,14 @@ def _size(a, d):
 def _checked_mode(fn, index, dim, size):
     if isinstance(index, jax.core.Tracer):
         return lax.GatherScatterMode.FILL_OR_DROP
-    bounds = None if index.size == 0 else _minmax(index)
+    if index.size == 0:
+        bounds = None
+    elif on_host(index):
+        # a host array is read where it lies: no reduction program to compile per shape
+        host = np.asarray(index)
+        bounds = (host.min(), host.max())
+    else:  # reduced on its device: one pass, and two numbers cross to the host
+        bounds = _minmax(index)
     check_index_values(fn, index, dim, size, bounds)
     return lax.GatherScatterMode.PROMISE_IN_BOUNDS
 

@@ -175,6 +175,8 @@ def bad_scatter_add_cases():
 
 
 def _crop(a, shape, skip=None):
+    if all(k == skip or n == a.shape[k] for k, n in enumerate(shape)):
+        return a  # nothing to crop: no slice to dispatch (a compiled program on a JAX array)
     return a[tuple(slice(None) if k == skip else slice(0, n) for k, n in enumerate(shape))]
 
 
@@ -213,11 +215,11 @@ def jnp_take_along_axis(input, dim, index):
 
 
 def jax_at_add(input, dim, index, src):
-    import jax.numpy as jnp
-
     if input.ndim == 0:
         return input + src
-    return input.at[coordinates(jnp, index, dim % input.ndim)].add(_crop(src, index.shape))
+    # the aranges of the other dims are NumPy: .at[] takes them as constants, where
+    # jnp.arange would be two more compiled programs (iota, reshape) for every shape
+    return input.at[coordinates(np, index, dim % input.ndim)].add(_crop(src, index.shape))
 
 
 def _torch_index(index):
