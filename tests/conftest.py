@@ -33,6 +33,9 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     collect_less()  # the test processes run cells as the report's workers do
+    # every xdist worker holds a JAX client next to torch: none may take 75% of a GPU at
+    # start (crosscheck.backends.load_jax says so too, but a test module may touch JAX first)
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     requested = config.getoption("--backends")
     if requested:
         os.environ[backends.ENV_VAR] = requested
