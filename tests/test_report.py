@@ -180,19 +180,31 @@ def test_a_worker_that_dies_is_its_cells_error_and_the_run_goes_on(impls, dies, 
     assert len(cells) == len({(c["property"], c["target"]) for c in cells})
 
 
-def test_a_pool_takes_every_cell_once_loaders_first_and_jax_cells_by_op():
+@pytest.mark.parametrize("jobs", [2, 16])
+def test_a_pool_takes_every_cell_once_loaders_first_and_jax_cells_by_topic(jobs):
     todo = crosscheck.ops.cells([Backend(b) for b in ("numpy", "torch-cpu", "jax-cpu")])
     indices = list(range(len(todo)))
-    order = report.batches(todo, indices)
+    order = report.batches(todo, indices, jobs)
     assert sorted(i for batch in order for i in batch) == indices
     forks = [i for i in indices if todo[i][1].starts_processes]
     assert {todo[i][1].name for i in forks} == {"torch_impl"}
     assert {todo[i][0].op for i in forks} == {"make_loader"}
     assert [i for batch in order[:len(forks)] for i in batch] == forks
+    share = -(-len(indices) // jobs)
+    together = []
     for batch in order:
-        if len(batch) > 1:  # a batch is one op's JAX cells on one backend
-            assert len({(todo[i][0].op, todo[i][1].backend.name) for i in batch}) == 1
+        if len(batch) > 1:  # a batch is one topic's JAX cells on one backend
+            assert len({(todo[i][1].op.topic, todo[i][1].backend.name) for i in batch}) == 1
             assert all(todo[i][1].framework == "jax" for i in batch)
+            # no larger than a worker's share, unless it is one op's cells
+            assert len(batch) <= share or len({todo[i][0].op for i in batch}) == 1
+            together.append({todo[i][0].op for i in batch})
+    assert len(together) == len({frozenset(t) for t in together})
+    if jobs == 2:  # ops of one topic share programs: on two workers they go together
+        assert {"unfold", "fold", "conv", "max_pool"} in together
+        assert {"gather", "scatter_add"} in together
+    else:  # on sixteen, convlike's 24 JAX cells are more than a share: cut into its ops
+        assert {"fold"} in together and {"unfold"} in together
 
 
 def test_a_worker_runs_on_its_share_of_the_cores(monkeypatch):
