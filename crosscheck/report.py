@@ -390,7 +390,7 @@ def batches(todo: list, indices: list[int], jobs: int = 2) -> list[list[int]]:
       the next instead of being lowered again in another process (~20 ms each, even with
       the executable in the persistent cache). Ops of one topic share a tenth of their
       programs (unfold and fold, gather and scatter_add: 2,421 -> 2,147 over the default
-      run); the ops of one op, most of the rest. A topic's batch larger than a worker's
+      run), the cells of one op most of theirs. A topic's batch larger than a worker's
       share of the cells is cut into its ops, so that many workers stay balanced.
     * Every other cell alone, in table order, so that the end of the run is balanced.
     """
