@@ -119,13 +119,20 @@ def load_torch():
     return torch
 
 
+def share_gpu_memory() -> None:
+    """Keep JAX from taking 75% of a GPU's memory when it starts, unless the user said so.
+
+    Each process of a run (pytest-xdist workers, the report's workers) holds its own JAX
+    client, next to torch in the same process: one that grabbed JAX's default share would
+    leave the others too little. JAX reads the variable when it first initializes a GPU,
+    so this holds while no JAX array has been made yet.
+    """
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
 @functools.cache
 def load_jax():
-    # Each process of a run (pytest-xdist workers, the report's workers) holds its own JAX
-    # client, next to torch in the same process: one that grabbed JAX's default 75% of a
-    # GPU's memory at start would leave the others too little. Read when JAX first
-    # initializes a GPU, so this holds while no JAX array has been made yet.
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    share_gpu_memory()
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -185,12 +192,12 @@ def selected(raw: str | None = None, missing=None) -> list[Backend]:
     names = requested(raw)
     if names is None:
         return [Backend(n) for n in ALL_BACKENDS]
-    why = missing or _missing
-    missing = {n: why(n) for n in names if why(n)}
-    if missing:
+    why = {n: (missing or _missing)(n) for n in names}
+    absent = {n: reason for n, reason in why.items() if reason}
+    if absent:
         raise BackendUnavailable(
             "requested backends are missing: "
-            + "; ".join(f"{n}: {why}" for n, why in missing.items())
+            + "; ".join(f"{n}: {reason}" for n, reason in absent.items())
         )
     return [Backend(n) for n in names]
 

@@ -33,9 +33,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     collect_less()  # the test processes run cells as the report's workers do
-    # every xdist worker holds a JAX client next to torch: none may take 75% of a GPU at
-    # start (crosscheck.backends.load_jax says so too, but a test module may touch JAX first)
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    # before any test module can touch JAX (load_jax does it too, for the report's workers)
+    backends.share_gpu_memory()
     requested = config.getoption("--backends")
     if requested:
         os.environ[backends.ENV_VAR] = requested

@@ -266,3 +266,12 @@ def test_workers_share_the_cores_and_keep_what_the_user_set():
     assert mine["XLA_FLAGS"] == "--xla_dump_to=/tmp --xla_cpu_multi_thread_eigen=false"
     assert "XLA_FLAGS" not in report.thread_env(4, environ={})
     assert report.threads_per_job(1) >= report.threads_per_job(2) >= 1
+
+
+def test_a_gpu_memory_setting_of_the_user_is_kept(monkeypatch):
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "true")
+    backends.share_gpu_memory()
+    assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE")
+    backends.share_gpu_memory()
+    assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"

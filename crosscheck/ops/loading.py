@@ -982,9 +982,9 @@ def _framework(name):
     return lambda target: target.framework == name
 
 
-#: which of our implementations define a loading function besides the op: answered without
-#: importing them (which loads their framework), as the report's parent process builds the
-#: table and loads none; tests/test_loading.py holds this to the modules
+#: which of our implementations define the functions that some properties call (``_has``),
+#: known without importing them (which loads their framework): the report's parent builds
+#: the table and loads none; tests/test_loading.py holds this to the modules
 DEFINES = {"make_loader": ("torch_impl", "jax_impl"), "batches": ("refs",)}
 
 
