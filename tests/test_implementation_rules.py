@@ -1,4 +1,5 @@
-"""torch_impl never calls its native twin; the JAX versions have no per-element Python loop."""
+"""torch_impl never calls its native twin; the JAX versions have no per-element Python loop;
+jax_impl's two ways of reading an index's bounds reject the same bad indices."""
 
 from __future__ import annotations
 
@@ -65,3 +66,22 @@ def test_jax_impl_program_does_not_grow_with_the_input(op, require_backend):
 
         sizes.append(_count_equations(jax.make_jaxpr(f)(*[args[i] for i in arrays]).jaxpr))
     assert sizes[0] == sizes[1], f"jaxpr grew from {sizes[0]} to {sizes[1]} equations with the input"
+
+
+@pytest.mark.parametrize("op", ["gather", "scatter_add"])
+@pytest.mark.parametrize("host_max", [0, None], ids=["on the device", "on the host"])
+def test_jax_impl_checks_an_index_on_the_host_or_the_device_alike(op, host_max, monkeypatch,
+                                                                  require_backend):
+    """Small CPU indices have their bounds read by NumPy, large ones (and every GPU index)
+    reduced by XLA: the table's bad-input property holds either way."""
+    backend = Backend("jax-cpu")
+    require_backend(backend)
+    from crosscheck import runner
+    from crosscheck.jax_impl import indexing
+    from crosscheck.ops import BY_NAME, properties
+
+    if host_max is not None:
+        monkeypatch.setattr(indexing, "HOST_BOUNDS_MAX", host_max)
+    (prop,) = [p for p in properties([op]) if p.name == "rejects_bad_input"]
+    outcome = runner.run(prop, Target(BY_NAME[op], "jax_impl", backend), max_examples=60)
+    assert outcome.compared > 0
