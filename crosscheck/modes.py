@@ -17,9 +17,12 @@ compiled target is its own row of the matrix and its own test id:
   function eagerly, and a "compiled" cell would test nothing compiled.
 
 Compiling costs time per new shape (JAX ~50 ms on CPU; Inductor 1-3 s, or a
-fraction of that from its on-disk cache), so the default run is eager only and
-the regression run (``python -m crosscheck --regression``) adds the compiled
-modes. Where a compiled mode cannot honour a promise, the op or property says
+fraction of that from its on-disk cache), so the default run calls each target
+once, the way its users mostly do: torch's and ours eagerly (``jax_impl``'s
+cores are jitted inside, after its checks on the host), and JAX's natives under
+``jit``, as JAX code calls them (``Selection.native_modes``; eagerly, their
+composites dispatch and compile each primitive on its own). The regression run
+(``python -m crosscheck --regression``) runs every target in every mode. Where a compiled mode cannot honour a promise, the op or property says
 so: under ``jit`` a traced index cannot be range-checked before the kernel, so
 ``jax_impl`` falls back to fill / drop and the bad-input property counts those
 faults as known (``checkify`` turns them into errors).

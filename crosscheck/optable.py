@@ -184,6 +184,9 @@ class Native:
     note: str = ""  # where the native's semantics had to be adapted
     #: holds itself to API.md's bad-input contract (the planted impls do)
     checks_input: bool = False
+    #: the framework's own op, run in the selection's native modes
+    #: (``Selection.native_modes``); False for the oracle and for planted stand-ins for ours
+    frameworks_own: bool = True
     #: ``unsupported(case, target) -> reason | None``: a call the native cannot take on
     #: that target (a rank, dtype or device it lacks). Checked whenever the native is
     #: called -- also as another property's sibling -- and counted as a known difference.
@@ -202,7 +205,8 @@ class Native:
 class Plant:
     """A deliberately wrong implementation that the properties must catch (the meta-tests).
 
-    ``axis`` names what only the regression run reaches -- ``"mode:jit"``,
+    ``axis`` names what only the regression run reaches -- ``"mode:jit"``, ``"mode:eager"``
+    (for a stand-in for a JAX native, which the default run calls under ``jax.jit``),
     ``"layout:expanded"``, ``"layout:channels_last"``, ``"size:large"`` -- for a plant
     that is wrong only there: the default run must miss it and the regression run
     catch it, which proves the axis is needed and works.
@@ -214,11 +218,16 @@ class Plant:
     framework: str = "numpy"
     axis: str | None = None
     api: Any = None  # for topics whose properties use several names (see Native.api)
+    #: ``"ours"``: a stand-in for one of our implementations (it checks its input and runs
+    #: in their modes); ``"native"``: for a framework's own op (it checks nothing and runs
+    #: in the natives' modes, ``Selection.native_modes``)
+    stands_for: str = "ours"
 
     @property
     def native(self) -> Native:
-        return Native(f"planted: {self.bug}", self.framework, self.fn, checks_input=True,
-                      api=self.api)
+        ours = self.stands_for == "ours"
+        return Native(f"planted: {self.bug}", self.framework, self.fn, checks_input=ours,
+                      frameworks_own=not ours, api=self.api)
 
 
 @dataclass(frozen=True)
@@ -327,6 +336,11 @@ class Target:
     @property
     def framework(self) -> str:
         return self.backend.framework
+
+    @property
+    def frameworks_own(self) -> bool:
+        """A framework's own op (a native), as opposed to ours, the oracle or a stand-in for ours."""
+        return self.native is not None and self.native.frameworks_own
 
     @property
     def starts_processes(self) -> bool:

@@ -151,7 +151,9 @@ def _select(args, missing=None) -> tuple[Plan, list, dict]:
         unknown = [m for m in modes if m not in modes_mod.MODES]
         if unknown:
             raise SelectionError(f"unknown modes {unknown}; known: {', '.join(modes_mod.MODES)}")
-        selection = replace(selection, name=f"{selection.name}+modes", modes=tuple(modes))
+        # the modes asked for, for every target (the natives' own modes no longer apply)
+        selection = replace(selection, name=f"{selection.name}+modes", modes=tuple(modes),
+                            native_modes=())
     ops = _split(args.ops)
     if ops:  # a topic's name stands for its ops (--ops convlike)
         topics = {}
@@ -566,9 +568,9 @@ def _main(args) -> int:
     for line in environment.summary_lines(env):
         print(f"  {line}")
     print(f"  backends: {', '.join(b.name for b in present) or 'none'}")
-    capped = ("compile" in sel.modes and sel.compile_examples is not None
+    capped = ("compile" in sel.all_modes() and sel.compile_examples is not None
               and sel.compile_examples < args.examples)
-    print(f"  modes: {', '.join(sel.modes)}; torch layouts: {', '.join(sel.layouts)}; "
+    print(f"  modes: {sel.modes_text()}; torch layouts: {', '.join(sel.layouts)}; "
           f"sizes: {', '.join(sel.sizes)}"
           + (f"; torch.compile cells: {sel.compile_examples} examples" if capped else ""))
     for b, why in absent.items():

@@ -25,9 +25,10 @@ def pytest_addoption(parser):
         "--tier",
         default=os.environ.get("CROSSCHECK_TIER", "default"),
         choices=sorted(TIERS),
-        help="what the cells draw: 'default' (eager, contiguous and strided torch inputs, "
-        "small sizes) or 'regression' (also jax.jit / torch.compile, every memory layout, "
-        "the large tier, repeatability); same as CROSSCHECK_TIER",
+        help="what the cells draw: 'default' (eager, JAX natives under jax.jit, contiguous "
+        "and strided torch inputs, small sizes) or 'regression' (every target in every mode: "
+        "eager, jax.jit, torch.compile; every memory layout, the large tier, "
+        "repeatability); same as CROSSCHECK_TIER",
     )
 
 
@@ -60,7 +61,7 @@ def pytest_report_header(config):
     return [
         "crosscheck backends (framework-device):",
         *lines,
-        f"crosscheck tier: {tier.name} (modes {', '.join(tier.modes)}; layouts "
+        f"crosscheck tier: {tier.name} (modes {tier.modes_text()}; layouts "
         f"{', '.join(tier.layouts)}; sizes {', '.join(tier.sizes)})",
         f"crosscheck hypothesis profile: {profile} "
         f"(max_examples={settings.default.max_examples}, derandomize={settings.default.derandomize})",
@@ -96,9 +97,11 @@ def deck(require_backend):
 def _skip_unless_selected(prop, target, selection):
     """Skip a cell its tier does not run, or whose backend or compiler is missing, saying why."""
     _skip_if_missing(target.backend)
-    if target.mode not in selection.modes:
-        pytest.skip(f"mode {target.mode!r} runs in the regression tier (--tier regression, "
-                    "nox -s regression, python -m crosscheck --regression)")
+    if target.mode not in selection.modes_for(target.framework, target.frameworks_own):
+        whose = (f"{'JAX' if target.framework == 'jax' else target.framework} natives"
+                 if target.frameworks_own else "this target")
+        pytest.skip(f"mode {target.mode!r} of {whose} runs in the regression tier (--tier "
+                    "regression, nox -s regression, python -m crosscheck --regression)")
     if not selection.wants(prop.tier):
         pytest.skip(f"property {prop.name!r} runs in the regression tier (--tier regression)")
     why = target.unavailable()

@@ -9,6 +9,8 @@ which would otherwise hand the default run the very layout it does not draw.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import settings
 
@@ -26,18 +28,16 @@ def axis_selection(axis: str) -> Selection:
     run's; the whole regression selection per plant would compile every shape again in
     every mode (the channels_last plant took 535 s there) for cells that cannot matter."""
     kind, value = axis.split(":")
+    opened = replace(DEFAULT, name=f"regression: {axis}", tier="regression")
     if kind == "layout":
         assert value in REGRESSION.layouts, axis
-        return Selection(f"regression: {axis}", DEFAULT.modes, REGRESSION.layouts,
-                         DEFAULT.sizes, "regression")
+        return replace(opened, layouts=REGRESSION.layouts)
     if kind == "size":
         assert value in REGRESSION.sizes, axis
-        return Selection(f"regression: {axis}", DEFAULT.modes, DEFAULT.layouts,
-                         DEFAULT.sizes + (value,), "regression")
-    if kind == "mode":
+        return replace(opened, sizes=DEFAULT.sizes + (value,))
+    if kind == "mode":  # every target in that mode, natives too
         assert value in REGRESSION.modes, axis
-        return Selection(f"regression: {axis}", (value,), DEFAULT.layouts, DEFAULT.sizes,
-                         "regression")
+        return replace(opened, modes=(value,), native_modes=())
     raise ValueError(f"unknown axis {axis!r}")
 
 

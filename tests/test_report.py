@@ -127,6 +127,31 @@ def test_a_topic_selects_its_ops(capsys):
     assert not rows & {"gather", "scatter_add", "einsum", "matmul", "forward", "make_loader"}
 
 
+def test_the_default_run_calls_jax_natives_under_jit_and_the_rest_eagerly(capsys):
+    """Each target once, in the mode its users mostly call it: JAX's natives jitted; ours,
+    torch's natives and the oracle eager. ``--modes`` applies to every target alike, and the
+    regression selection runs every target in every mode."""
+    from crosscheck.ops import BY_NAME, targets
+    from crosscheck.selection import DEFAULT, REGRESSION
+
+    chosen = [Backend(b) for b in ("numpy", "torch-cpu", "jax-cpu")]
+    names = {t.name for t in targets(BY_NAME["gather"], chosen, DEFAULT)}
+    # (np.take_along_axis is gather's oracle: no separate "oracle" row)
+    assert names == {"refs", "np.take_along_axis", "torch_impl", "torch.gather", "jax_impl",
+                     "jnp.take_along_axis[jit]"}
+    every = {t.name for t in targets(BY_NAME["gather"], chosen, REGRESSION)}
+    assert {"jnp.take_along_axis", "jnp.take_along_axis[jit]", "jax_impl[jit]",
+            "torch.gather[compile]"} <= every
+    assert report.main(["--ops", "gather", "--modes", "eager", "--list"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()
+            if line.startswith("  gather ")]
+    assert rows and not any(r[2].endswith("[jit]") for r in rows)
+    assert any(r[2] == "jnp.take_along_axis" for r in rows)
+    assert report.main(["--ops", "gather", "--list"]) == 0
+    printed = capsys.readouterr().out
+    assert "modes: eager (JAX natives: jit)" in printed
+
+
 HIDE_HYPOTHESIS = """
 import sys
 class Hide:

@@ -49,12 +49,13 @@ def properties(ops: list[str] | None = None, selection: Selection = DEFAULT) -> 
 def oracle_native(op: OpSpec) -> Native:
     """The op's vectorized NumPy oracle as a target of its own, held against refs."""
     return Native(ORACLE, "numpy", op.oracle,
-                  "vectorized NumPy: the truth of the large tier, checked against refs here")
+                  "vectorized NumPy: the truth of the large tier, checked against refs here",
+                  frameworks_own=False)
 
 
 def targets(op: OpSpec, backends: list[Backend], selection: Selection = DEFAULT) -> list[Target]:
     """Ours, the natives and the oracle, on every backend of their framework, in every mode
-    of the selection that the op and the implementation can run in."""
+    of the selection (``Selection.modes_for``) that the op and the implementation can run in."""
     out = []
     for backend in backends:
         fw = backend.framework
@@ -64,7 +65,8 @@ def targets(op: OpSpec, backends: list[Backend], selection: Selection = DEFAULT)
         if fw == "numpy" and op.oracle is not None and all(n.fn is not op.oracle for n in op.natives):
             impls.append((ORACLE, oracle_native(op)))  # unless a NumPy native is the oracle
         for impl, native in impls:
-            for mode in selection.modes:
+            own = native is not None and native.frameworks_own
+            for mode in selection.modes_for(fw, own):
                 if (modes.supports(mode, fw) and mode in op.modes
                         and (native is None or mode in native.modes)):
                     out.append(Target(op, impl, backend, native, mode))

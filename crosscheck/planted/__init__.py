@@ -44,10 +44,13 @@ class Catch:
 
 
 def targets(plant: Plant, selection: Selection = DEFAULT) -> list[Target]:
-    """The plant as a target, in every mode of the selection its framework has."""
+    """The plant as a target, in every mode of the selection that its framework has and that
+    what it stands for runs in (a stand-in for a JAX native runs where the natives do)."""
     backend = Backend(BACKEND[plant.framework])
-    return [Target(BY_NAME[plant.op], plant.native.name, backend, plant.native, mode)
-            for mode in selection.modes if modes.supports(mode, plant.framework)]
+    native = plant.native
+    return [Target(BY_NAME[plant.op], native.name, backend, native, mode)
+            for mode in selection.modes_for(plant.framework, native.frameworks_own)
+            if modes.supports(mode, plant.framework)]
 
 
 def catch(plant: Plant, selection: Selection = DEFAULT, *, max_examples: int = 200,

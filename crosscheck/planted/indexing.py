@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import refs
-from crosscheck.ops.indexing import _crop, coordinates, np_take_along_axis
+from crosscheck.ops.indexing import _crop, coordinates, jnp_take_along_axis, np_take_along_axis
 from crosscheck.optable import Plant
 from refs.checks.indexing import check_gather, check_index_values, check_scatter_add
 
@@ -117,6 +117,18 @@ def jax_gather_wrong_under_jit(input, dim, index):
     return jnp.take_along_axis(_crop(input, index.shape, dim % input.ndim), index, dim)
 
 
+def jax_take_along_axis_wrong_eagerly(input, dim, index):
+    """The table's jnp.take_along_axis, except when called eagerly (the index concrete, not
+    traced): then the index is off by one. A native wrong only in JAX's op-by-op path, which
+    the default run never takes (it calls JAX's natives under jax.jit)."""
+    import jax
+    import jax.numpy as jnp
+
+    if not isinstance(index, jax.core.Tracer):
+        index = jnp.clip(jnp.asarray(index) - 1, 0, None)
+    return jnp_take_along_axis(input, dim, index)
+
+
 PLANTED = (
     Plant("gather", "index transposed", gather_index_transposed),
     Plant("gather", "output transposed", gather_output_transposed),
@@ -133,4 +145,6 @@ PLANTED = (
           scatter_add_drops_last_update_when_large, axis="size:large"),
     Plant("gather", "index off by one under jax.jit", jax_gather_wrong_under_jit, "jax",
           axis="mode:jit"),
+    Plant("gather", "jnp.take_along_axis off by one when called eagerly",
+          jax_take_along_axis_wrong_eagerly, "jax", axis="mode:eager", stands_for="native"),
 )
