@@ -80,6 +80,32 @@ def _project(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", match.group(0)).lower() if match else requirement
 
 
+#: What the suite imports from the frameworks' packages. pip byte-compiles every module it
+#: installs, and torch and JAX with their dependencies are ~7,600 of them: a fresh venv's
+#: ``pip install torch jax`` took 40-46 s with that, 12-15 s without (--no-compile, this
+#: project's 2-core machine). So the frameworks are installed without it, and importing
+#: these once (~2,000 modules, 5-10 s) compiles what a run loads; the rest of torch compiles
+#: on first import. Without this step every process of a run would compile torch's and
+#: JAX's sources again (+4 s each) where PYTHONDONTWRITEBYTECODE is set, as on this
+#: project's machines.
+FRAMEWORK_MODULES = ("numpy", "torch", "torch._dynamo", "torch.utils.data", "torch.profiler",
+                     "torch._inductor.compile_fx", "jax", "jax.numpy", "jax.experimental",
+                     "jax.experimental.checkify", "einops", "opt_einsum")
+_IMPORT_EACH = ("import importlib, sys\n"
+                "for name in sys.argv[1:]:\n"
+                "    try:\n"
+                "        importlib.import_module(name)\n"
+                "    except Exception:\n"
+                "        pass  # not installed here: nothing to compile\n")
+
+
+def _compile_frameworks(session: nox.Session, python: str) -> None:
+    """Byte-compile the framework modules a run imports, by importing them once (the
+    variable on: it only skips writing bytecode, never reading it)."""
+    session.run(python, "-c", _IMPORT_EACH, *FRAMEWORK_MODULES, external=True, silent=True,
+                env={"PYTHONDONTWRITEBYTECODE": ""})
+
+
 def _provision(session: nox.Session, venv: Path, python: str, requirements: list[str],
                extras: tuple[str, ...]) -> None:
     """pip-install ``requirements`` with PIP_ARGS and this project (editable, with
@@ -110,9 +136,11 @@ def _provision(session: nox.Session, venv: Path, python: str, requirements: list
         session.log(f"framework requirements changed since this venv was built: {last}")
         if changed:
             session.run(python, "-m", "pip", "install", *PIP_ARGS, "--upgrade",
-                        "--force-reinstall", *changed, external=True)
-    session.run(python, "-m", "pip", "install", *PIP_ARGS, *requirements, external=True)
+                        "--force-reinstall", "--no-compile", *changed, external=True)
+    session.run(python, "-m", "pip", "install", *PIP_ARGS, "--no-compile", *requirements,
+                external=True)
     session.run(python, "-m", "pip", "install", "-e", f".[{','.join(extras)}]", external=True)
+    _compile_frameworks(session, python)
     marker.write_text(json.dumps(wanted))
 
 

@@ -18,9 +18,11 @@ class _Session:
 
     def __init__(self):
         self.runs: list[tuple[str, ...]] = []
+        self.envs: list[dict | None] = []
 
     def run(self, *args, **kwargs):
         self.runs.append(args)
+        self.envs.append(kwargs.get("env"))
 
     def log(self, *args):
         pass
@@ -55,17 +57,34 @@ def test_a_reused_venv_installs_nothing_until_a_pin_or_the_project_changes(noxfi
         return session.installs()
 
     first = provision(["torch==2.13.0", "jax"])
-    assert first == [("torch==2.13.0", "jax"), ("-e", ".[jax,harness]")]
+    assert first == [("--no-compile", "torch==2.13.0", "jax"), ("-e", ".[jax,harness]")]
     assert json.loads((venv / noxfile.MARKER).read_text())["requirements"] == ["torch==2.13.0", "jax"]
     assert provision(["torch==2.13.0", "jax"]) == [], "nothing changed: nothing installed"
     # a changed pin: that framework reinstalled by force, then everything checked again
     assert provision(["torch==2.13.0", "jax==0.9.2"]) == [
-        ("--upgrade", "--force-reinstall", "jax==0.9.2"),
-        ("torch==2.13.0", "jax==0.9.2"), ("-e", ".[jax,harness]")]
+        ("--upgrade", "--force-reinstall", "--no-compile", "jax==0.9.2"),
+        ("--no-compile", "torch==2.13.0", "jax==0.9.2"), ("-e", ".[jax,harness]")]
     assert provision(["torch==2.13.0", "jax==0.9.2"]) == []
     # other extras, or a changed pyproject.toml: the project again, no framework by force
     assert provision(["torch==2.13.0", "jax==0.9.2"], ("jax", "test")) == [
-        ("torch==2.13.0", "jax==0.9.2"), ("-e", ".[jax,test]")]
+        ("--no-compile", "torch==2.13.0", "jax==0.9.2"), ("-e", ".[jax,test]")]
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '2'\n")
     assert provision(["torch==2.13.0", "jax==0.9.2"], ("jax", "test")) == [
-        ("torch==2.13.0", "jax==0.9.2"), ("-e", ".[jax,test]")]
+        ("--no-compile", "torch==2.13.0", "jax==0.9.2"), ("-e", ".[jax,test]")]
+
+
+def test_the_frameworks_are_compiled_by_importing_what_a_run_loads(noxfile, tmp_path):
+    """pip installs the frameworks without byte-compiling them; one import of the modules a
+    run loads, with bytecode writing on, compiles those (and a module missing is no error)."""
+    import subprocess
+
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    session = _Session()
+    noxfile._provision(session, venv, "python", ["torch==2.13.0", "jax"], ("jax",))
+    last = session.runs[-1]
+    assert last[:2] == ("python", "-c") and last[3:] == noxfile.FRAMEWORK_MODULES
+    assert session.envs[-1] == {"PYTHONDONTWRITEBYTECODE": ""}
+    done = subprocess.run([sys.executable, "-c", last[2], "json", "no_such_module_here"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
