@@ -80,17 +80,21 @@ def _project(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", match.group(0)).lower() if match else requirement
 
 
-#: What the suite imports from the frameworks' packages. pip byte-compiles every module it
+#: What a run imports from the frameworks' packages. pip byte-compiles every module it
 #: installs, and torch and JAX with their dependencies are ~7,600 of them: a fresh venv's
-#: ``pip install torch jax`` took 40-46 s with that, 12-15 s without (--no-compile, this
+#: ``pip install torch jax`` took 40-46 s with that, 11-15 s without (--no-compile, this
 #: project's 2-core machine). So the frameworks are installed without it, and importing
-#: these once (~2,000 modules, 5-10 s) compiles what a run loads; the rest of torch compiles
-#: on first import. Without this step every process of a run would compile torch's and
-#: JAX's sources again (+4 s each) where PYTHONDONTWRITEBYTECODE is set, as on this
-#: project's machines.
+#: these once (~2,000 modules: 14.6 s, of which ~9 s compiling) compiles what a default run
+#: loads (all but 14 of its 2,040 site-packages modules, counted); the rest compiles on
+#: first import. Without this step each process of every run would compile torch's and
+#: JAX's sources again (+9 s) where PYTHONDONTWRITEBYTECODE is set, as on this project's
+#: machines.
 FRAMEWORK_MODULES = ("numpy", "torch", "torch._dynamo", "torch.utils.data", "torch.profiler",
-                     "torch._inductor.compile_fx", "jax", "jax.numpy", "jax.experimental",
-                     "jax.experimental.checkify", "einops", "opt_einsum")
+                     "jax", "jax.numpy", "jax.experimental", "jax.experimental.checkify",
+                     "einops", "opt_einsum")
+#: ...and what ``torch.compile`` adds (Inductor: +6.6 s to compile), for the sessions that
+#: run the compiled mode (the tests, the regression tier)
+COMPILE_MODULES = ("torch._inductor.compile_fx",)
 _IMPORT_EACH = ("import importlib, sys\n"
                 "for name in sys.argv[1:]:\n"
                 "    try:\n"
@@ -99,15 +103,15 @@ _IMPORT_EACH = ("import importlib, sys\n"
                 "        pass  # not installed here: nothing to compile\n")
 
 
-def _compile_frameworks(session: nox.Session, python: str) -> None:
-    """Byte-compile the framework modules a run imports, by importing them once (the
-    variable on: it only skips writing bytecode, never reading it)."""
-    session.run(python, "-c", _IMPORT_EACH, *FRAMEWORK_MODULES, external=True, silent=True,
+def _compile_frameworks(session: nox.Session, python: str, modules: tuple[str, ...]) -> None:
+    """Byte-compile the framework modules a run imports, by importing them once with
+    bytecode writing on (into the venv; the variable only stops writing, never reading)."""
+    session.run(python, "-c", _IMPORT_EACH, *modules, external=True, silent=True,
                 env={"PYTHONDONTWRITEBYTECODE": ""})
 
 
 def _provision(session: nox.Session, venv: Path, python: str, requirements: list[str],
-               extras: tuple[str, ...]) -> None:
+               extras: tuple[str, ...], modules: tuple[str, ...] = FRAMEWORK_MODULES) -> None:
     """pip-install ``requirements`` with PIP_ARGS and this project (editable, with
     ``extras``) into ``venv``; reinstall the requirements that changed since the venv's
     last install (all of them when PIP_ARGS changed).
@@ -140,23 +144,26 @@ def _provision(session: nox.Session, venv: Path, python: str, requirements: list
     session.run(python, "-m", "pip", "install", *PIP_ARGS, "--no-compile", *requirements,
                 external=True)
     session.run(python, "-m", "pip", "install", "-e", f".[{','.join(extras)}]", external=True)
-    _compile_frameworks(session, python)
+    _compile_frameworks(session, python, modules)
     marker.write_text(json.dumps(wanted))
 
 
-def _install(session: nox.Session, *extras: str) -> None:
+def _install(session: nox.Session, *extras: str, compiled: bool = False) -> None:
+    """The frameworks and this project with ``extras``; ``compiled``: the session runs
+    ``torch.compile`` (its Inductor modules are compiled at install too)."""
     # nox's --no-install on a reused venv skips installs (nox keeps the flag private)
     if getattr(session._runner.global_config, "no_install", False) and getattr(
             session.virtualenv, "_reused", False):
         return
     venv = Path(session.virtualenv.location)
-    _provision(session, venv, str(venv / "bin" / "python"), [TORCH, JAX], ("jax", *extras))
+    _provision(session, venv, str(venv / "bin" / "python"), [TORCH, JAX], ("jax", *extras),
+               FRAMEWORK_MODULES + (COMPILE_MODULES if compiled else ()))
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """CPU test session (what CI runs): properties, meta-tests, deck snippets, rules."""
-    _install(session, "test")
+    _install(session, "test", compiled=True)
     workers = os.environ.get("CROSSCHECK_WORKERS", "auto")
     session.run(
         "pytest", "-n", workers, "--durations=10", *session.posargs,
@@ -188,7 +195,7 @@ def report(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def regression(session: nox.Session) -> None:
     """Long run of the regression tier (modes, layouts, large sizes), replaying the example database first."""
-    _install(session, "harness")
+    _install(session, "harness", compiled=True)
     os.makedirs("reports", exist_ok=True)
     args = session.posargs or ["--examples", "200"]
     session.run(
