@@ -89,7 +89,7 @@ def parse_args(argv=None):
                    help="comma-separated implementations, e.g. refs,torch_impl,torch.gather")
     p.add_argument("--modes", default=None,
                    help=f"comma-separated execution modes of {', '.join(modes_mod.MODES)} "
-                   "(default: eager; --regression: all)")
+                   "for every target (default: eager, JAX's natives under jit; --regression: all)")
     p.add_argument("--backends", default=None,
                    help=f"comma-separated backends that must be present (as {backends_mod.ENV_VAR})")
     p.add_argument("--regression", action="store_true",
