@@ -85,8 +85,8 @@ def _project(requirement: str) -> str:
 #: ``pip install torch jax`` took 40-46 s with that, 11-15 s without (--no-compile, this
 #: project's 2-core machine). So the frameworks are installed without it, and importing
 #: these once (~2,000 modules: 14.6 s, of which ~9 s compiling) compiles what a default run
-#: loads (all but 14 of its 2,040 site-packages modules, counted); the rest compiles on
-#: first import. Without this step each process of every run would compile torch's and
+#: loads (all but 14 of its 2,040 site-packages modules, counted); any other is compiled
+#: when imported (every time, where PYTHONDONTWRITEBYTECODE is set). Without this step each process of every run would compile torch's and
 #: JAX's sources again (+9 s) where PYTHONDONTWRITEBYTECODE is set, as on this project's
 #: machines.
 FRAMEWORK_MODULES = ("numpy", "torch", "torch._dynamo", "torch.utils.data", "torch.profiler",

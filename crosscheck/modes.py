@@ -22,10 +22,11 @@ once, the way its users mostly do: torch's and ours eagerly (``jax_impl``'s
 cores are jitted inside, after its checks on the host), and JAX's natives under
 ``jit``, as JAX code calls them (``Selection.native_modes``; eagerly, their
 composites dispatch and compile each primitive on its own). The regression run
-(``python -m crosscheck --regression``) runs every target in every mode. Where a compiled mode cannot honour a promise, the op or property says
-so: under ``jit`` a traced index cannot be range-checked before the kernel, so
-``jax_impl`` falls back to fill / drop and the bad-input property counts those
-faults as known (``checkify`` turns them into errors).
+(``python -m crosscheck --regression``) runs every target in every mode. Where a
+compiled mode cannot honour a promise, the op or property says so: under ``jit``
+a traced index cannot be range-checked before the kernel, so ``jax_impl`` falls
+back to fill / drop and the bad-input property counts those faults as known
+(``checkify`` turns them into errors).
 """
 
 from __future__ import annotations

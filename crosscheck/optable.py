@@ -223,6 +223,11 @@ class Plant:
     #: in the natives' modes, ``Selection.native_modes``)
     stands_for: str = "ours"
 
+    def __post_init__(self):
+        if self.stands_for not in ("ours", "native"):
+            raise ValueError(f"Plant {self.bug!r}: stands_for must be 'ours' or 'native', "
+                             f"not {self.stands_for!r}")
+
     @property
     def native(self) -> Native:
         ours = self.stands_for == "ours"

@@ -3,12 +3,12 @@
 The default run (``python -m crosscheck``, ``nox -s tests``) stays small and
 fast: each target called the way its users mostly call it (torch eagerly, our
 implementations as written, JAX's natives under ``jax.jit``), contiguous and
-strided torch inputs, sizes 0-5. The regression run (``python -m crosscheck --regression``, ``nox -s regression``)
-goes where framework bugs live: every target in every mode it has (eager and
-``jax.jit`` for everything JAX, ``torch.compile`` for torch),
-every memory layout, a large tier of 2**16-2**20 elements, and the properties
-that only a long run needs (bitwise repeatability). Both replay the named
-historic cases first.
+strided torch inputs, sizes 0-5. The regression run (``python -m crosscheck
+--regression``, ``nox -s regression``) goes where framework bugs live: every
+target in every mode it has (eager and ``jax.jit`` for everything JAX,
+``torch.compile`` for torch), every memory layout, a large tier of 2**16-2**20
+elements, and the properties that only a long run needs (bitwise repeatability).
+Both replay the named historic cases first.
 """
 
 from __future__ import annotations
