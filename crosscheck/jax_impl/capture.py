@@ -17,8 +17,6 @@ only, so the checks also run at trace time under ``jit``.
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -74,12 +72,16 @@ def penalty(params, x, layer=PENALTY_LAYER):
     """
     check_input("penalty", x, check_params("penalty", params))
     check_layer("penalty", layer)
-    return _penalty(_arrays(params), as_array(x), layer_input(layer))
+    x = as_array(x)
+    before = layer_input(layer)
+    # the intermediates of the one forward program, whichever layer is asked for: its
+    # compilation (and, under jax.grad, its linearization) serves every layer
+    h = x if before is None else _forward(_arrays(params), x)[1][before]
+    return _mean_square(h)
 
 
-@partial(jax.jit, static_argnums=2)
-def _penalty(params, x, before):
-    h = x if before is None else _forward(params, x)[1][before]
+@jax.jit
+def _mean_square(h):
     return jnp.mean(jnp.square(h))
 
 
