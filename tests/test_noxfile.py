@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -44,7 +45,21 @@ def noxfile(monkeypatch, tmp_path):
     spec.loader.exec_module(module)
     monkeypatch.chdir(tmp_path)  # _provision reads ./pyproject.toml
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    # the background byte-compile, recorded instead of importing torch for real
+    module.started = []
+    module.subprocess = types.SimpleNamespace(
+        DEVNULL=subprocess.DEVNULL,
+        Popen=lambda args, env, **kwargs: _Process(module.started, args, env))
     return module
+
+
+class _Process:
+    def __init__(self, started, args, env):
+        self.args, self.env, self.waited = args, env, False
+        started.append(self)
+
+    def wait(self):
+        self.waited = True
 
 
 def test_a_reused_venv_installs_nothing_until_a_pin_or_the_project_changes(noxfile, tmp_path):
@@ -75,16 +90,29 @@ def test_a_reused_venv_installs_nothing_until_a_pin_or_the_project_changes(noxfi
 
 def test_the_frameworks_are_compiled_by_importing_what_a_run_loads(noxfile, tmp_path):
     """pip installs the frameworks without byte-compiling them; one import of the modules a
-    run loads, with bytecode writing on, compiles those (and a module missing is no error)."""
-    import subprocess
-
+    run loads, with bytecode writing on, compiles those while pip installs the project, and
+    is waited for before the venv counts as built (a module missing is no error)."""
     venv = tmp_path / "venv"
     venv.mkdir()
     session = _Session()
+    runs_at_start = []
+    record = noxfile.subprocess.Popen
+
+    def popen(args, env, **kwargs):
+        runs_at_start.append(len(session.runs))
+        return record(args, env, **kwargs)
+
+    noxfile.subprocess.Popen = popen
     noxfile._provision(session, venv, "python", ["torch==2.13.0", "jax"], ("jax",))
-    last = session.runs[-1]
-    assert last[:2] == ("python", "-c") and last[3:] == noxfile.FRAMEWORK_MODULES
-    assert session.envs[-1] == {"PYTHONDONTWRITEBYTECODE": ""}
-    done = subprocess.run([sys.executable, "-c", last[2], "json", "no_such_module_here"],
+    (process,) = noxfile.started
+    assert process.args[:2] == ["python", "-c"]
+    assert tuple(process.args[3:]) == noxfile.FRAMEWORK_MODULES
+    assert process.env["PYTHONDONTWRITEBYTECODE"] == ""
+    installs = session.installs()
+    assert runs_at_start == [1] and installs[0][-2:] == ("torch==2.13.0", "jax"), (
+        "started after the frameworks, before the project")
+    assert installs[1][0] == "-e" and process.waited
+    assert (venv / noxfile.MARKER).exists()
+    done = subprocess.run([sys.executable, "-c", process.args[2], "json", "no_such_module_here"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
