@@ -84,14 +84,17 @@ def _project(requirement: str) -> str:
 #: installs, and torch and JAX with their dependencies are ~7,600 of them: a fresh venv's
 #: ``pip install torch jax`` took 40-46 s with that, 11-15 s without (--no-compile, this
 #: project's 2-core machine). So the frameworks are installed without it, and importing
-#: these once (~2,000 modules: 14.6 s, of which ~9 s compiling) compiles what a default run
-#: loads (all but 14 of its 2,040 site-packages modules, counted); any other is compiled
-#: when imported (every time, where PYTHONDONTWRITEBYTECODE is set). Without this step each process of every run would compile torch's and
-#: JAX's sources again (+9 s) where PYTHONDONTWRITEBYTECODE is set, as on this project's
-#: machines.
+#: these once (~2,000 modules: 14.6 s, of which ~9 s compiling) compiles what a default
+#: run loads from them (all but 2 of the 1,952 framework modules of its 2,040
+#: site-packages modules, counted; the rest, hypothesis and einops, come with the
+#: project's extras, which pip compiles as usual); any other is compiled when imported
+#: (every time, where PYTHONDONTWRITEBYTECODE is set). Without this step each process of
+#: every run would compile torch's and JAX's sources again (+9 s) where
+#: PYTHONDONTWRITEBYTECODE is set, as on this project's machines.
 FRAMEWORK_MODULES = ("numpy", "torch", "torch._dynamo", "torch.utils.data", "torch.profiler",
-                     "jax", "jax.numpy", "jax.experimental", "jax.experimental.checkify",
-                     "opt_einsum")  # (einops comes with the project's extras, compiled by pip)
+                     "numpy.typing", "jax", "jax.numpy", "jax.experimental",
+                     "jax.experimental.checkify", "jaxlib.mlir.dialects.builtin",
+                     "jaxlib.mlir.dialects.mhlo", "opt_einsum")
 #: ...and what ``torch.compile`` adds (Inductor: +6.6 s to compile), for the sessions that
 #: run the compiled mode (the tests, the regression tier)
 COMPILE_MODULES = ("torch._inductor.compile_fx",)

@@ -343,11 +343,6 @@ class Target:
         return self.backend.framework
 
     @property
-    def frameworks_own(self) -> bool:
-        """A framework's own op (a native), as opposed to ours, the oracle or a stand-in for ours."""
-        return self.native is not None and self.native.frameworks_own
-
-    @property
     def starts_processes(self) -> bool:
         return self.framework in self.op.starts_processes
 

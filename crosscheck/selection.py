@@ -41,9 +41,10 @@ class Selection:
     def wants(self, property_tier: str) -> bool:
         return property_tier == "default" or self.tier == "regression"
 
-    def modes_for(self, framework: str, native: bool) -> tuple[str, ...]:
-        """The modes a target of ``framework`` runs in; ``native``: a framework's own op."""
-        if native:
+    def modes_for(self, framework: str, native=None) -> tuple[str, ...]:
+        """The modes a target of ``framework`` runs in: ``native_modes`` for a framework's own
+        op (a :class:`~crosscheck.optable.Native` with ``frameworks_own``), else ``modes``."""
+        if native is not None and native.frameworks_own:
             for fw, chosen in self.native_modes:
                 if fw == framework:
                     return chosen

@@ -97,10 +97,9 @@ def deck(require_backend):
 def _skip_unless_selected(prop, target, selection):
     """Skip a cell its tier does not run, or whose backend or compiler is missing, saying why."""
     _skip_if_missing(target.backend)
-    if target.mode not in selection.modes_for(target.framework, target.frameworks_own):
-        whose = (f"{'JAX' if target.framework == 'jax' else target.framework} natives"
-                 if target.frameworks_own else "this target")
-        pytest.skip(f"mode {target.mode!r} of {whose} runs in the regression tier (--tier "
+    if target.mode not in selection.modes_for(target.framework, target.native):
+        pytest.skip(f"mode {target.mode!r} of this target runs in the regression tier (the "
+                    f"{selection.name} tier's modes: {selection.modes_text()}; --tier "
                     "regression, nox -s regression, python -m crosscheck --regression)")
     if not selection.wants(prop.tier):
         pytest.skip(f"property {prop.name!r} runs in the regression tier (--tier regression)")

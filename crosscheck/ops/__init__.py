@@ -65,8 +65,7 @@ def targets(op: OpSpec, backends: list[Backend], selection: Selection = DEFAULT)
         if fw == "numpy" and op.oracle is not None and all(n.fn is not op.oracle for n in op.natives):
             impls.append((ORACLE, oracle_native(op)))  # unless a NumPy native is the oracle
         for impl, native in impls:
-            own = native is not None and native.frameworks_own
-            for mode in selection.modes_for(fw, own):
+            for mode in selection.modes_for(fw, native):
                 if (modes.supports(mode, fw) and mode in op.modes
                         and (native is None or mode in native.modes)):
                     out.append(Target(op, impl, backend, native, mode))

@@ -49,7 +49,7 @@ def targets(plant: Plant, selection: Selection = DEFAULT) -> list[Target]:
     backend = Backend(BACKEND[plant.framework])
     native = plant.native
     return [Target(BY_NAME[plant.op], native.name, backend, native, mode)
-            for mode in selection.modes_for(plant.framework, native.frameworks_own)
+            for mode in selection.modes_for(plant.framework, native)
             if modes.supports(mode, plant.framework)]
 
 
