@@ -80,23 +80,25 @@ def _project(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", match.group(0)).lower() if match else requirement
 
 
-#: What a run imports from the frameworks' packages. pip byte-compiles every module it
-#: installs, and torch and JAX with their dependencies are ~7,600 of them: a fresh venv's
-#: ``pip install torch jax`` took 40-46 s with that, 11-15 s without (--no-compile, this
-#: project's 2-core machine). So the frameworks are installed without it, and importing
-#: these once (~2,000 modules: 14.6 s, of which ~9 s compiling) compiles what a default
-#: run loads from them (all but 2 of the 1,952 framework modules of its 2,040
-#: site-packages modules, counted; the rest, hypothesis and einops, come with the
-#: project's extras, which pip compiles as usual); any other is compiled when imported
-#: (every time, where PYTHONDONTWRITEBYTECODE is set). Without this step each process of
-#: every run would compile torch's and JAX's sources again (+9 s) where
-#: PYTHONDONTWRITEBYTECODE is set, as on this project's machines.
-FRAMEWORK_MODULES = ("numpy", "torch", "torch._dynamo", "torch.utils.data", "torch.profiler",
-                     "numpy.typing", "jax", "jax.numpy", "jax.experimental",
-                     "jax.experimental.checkify", "jaxlib.mlir.dialects.builtin",
-                     "jaxlib.mlir.dialects.mhlo", "opt_einsum")
-#: ...and what ``torch.compile`` adds (Inductor: +6.6 s to compile), for the sessions that
-#: run the compiled mode (the tests, the regression tier)
+#: What a run imports from the frameworks' packages, in two groups compiled side by side
+#: (torch's, and numpy's and JAX's). pip byte-compiles every module it installs, and torch
+#: and JAX with their dependencies are ~7,600 of them: a fresh venv's ``pip install torch
+#: jax`` took 40-46 s with that, 11-15 s without (--no-compile, this project's 2-core
+#: machine). So the frameworks are installed without it, and importing these once (~2,000
+#: modules) compiles what a default run loads from them (all but 2 of the 1,952 framework
+#: modules of its 2,040 site-packages modules, counted; the rest, hypothesis and einops, come
+#: with the project's extras, which pip compiles as usual); any other is compiled when
+#: imported (every time, where PYTHONDONTWRITEBYTECODE is set). Without this step each
+#: process of every run would compile torch's and JAX's sources again (+9 s) where
+#: PYTHONDONTWRITEBYTECODE is set, as on this project's machines. In one process the imports
+#: took 12.4-13.6 s, in these two side by side 9.6-10.3 s (both import numpy; a module
+#: compiled twice is written twice, each write atomic).
+FRAMEWORK_MODULES = (("torch", "torch._dynamo", "torch.utils.data", "torch.profiler"),
+                     ("numpy", "numpy.typing", "jax", "jax.numpy", "jax.experimental",
+                      "jax.experimental.checkify", "jaxlib.mlir.dialects.builtin",
+                      "jaxlib.mlir.dialects.mhlo", "opt_einsum"))
+#: ...and what ``torch.compile`` adds to torch's group (Inductor: +6.6 s to compile), for
+#: the sessions that run the compiled mode (the tests, the regression tier)
 COMPILE_MODULES = ("torch._inductor.compile_fx",)
 _IMPORT_EACH = ("import importlib, sys\n"
                 "for name in sys.argv[1:]:\n"
@@ -106,20 +108,29 @@ _IMPORT_EACH = ("import importlib, sys\n"
                 "        pass  # not installed here: nothing to compile\n")
 
 
-def _compile_frameworks(session: nox.Session, python: str, modules: tuple[str, ...]):
+def _compile_frameworks(session: nox.Session, python: str,
+                        groups: tuple[tuple[str, ...], ...]):
     """Start byte-compiling the framework modules a run imports, by importing them once
     with bytecode writing on (into the venv; the variable only stops writing, never
-    reading), in the background: it overlaps pip's install of the project (~5 s). Returns
-    the function that waits for it."""
-    session.log(f"byte-compiling what a run imports from the frameworks: {' '.join(modules)}")
+    reading), one background process per group: they overlap each other and pip's install
+    of the project (~5 s). Returns the function that waits for them."""
+    session.log("byte-compiling what a run imports from the frameworks: "
+                + "; ".join(" ".join(group) for group in groups))
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": ""}
-    process = subprocess.Popen([python, "-c", _IMPORT_EACH, *modules], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return process.wait
+    processes = [subprocess.Popen([python, "-c", _IMPORT_EACH, *group], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for group in groups]
+
+    def wait() -> None:
+        for process in processes:
+            process.wait()
+
+    return wait
 
 
 def _provision(session: nox.Session, venv: Path, python: str, requirements: list[str],
-               extras: tuple[str, ...], modules: tuple[str, ...] = FRAMEWORK_MODULES) -> None:
+               extras: tuple[str, ...],
+               modules: tuple[tuple[str, ...], ...] = FRAMEWORK_MODULES) -> None:
     """pip-install ``requirements`` with PIP_ARGS and this project (editable, with
     ``extras``) into ``venv``; reinstall the requirements that changed since the venv's
     last install (all of them when PIP_ARGS changed).
@@ -168,8 +179,11 @@ def _install(session: nox.Session, *extras: str, compiled: bool = False) -> None
             session.virtualenv, "_reused", False):
         return
     venv = Path(session.virtualenv.location)
+    torch_modules, other_modules = FRAMEWORK_MODULES
+    if compiled:
+        torch_modules += COMPILE_MODULES
     _provision(session, venv, str(venv / "bin" / "python"), [TORCH, JAX], ("jax", *extras),
-               FRAMEWORK_MODULES + (COMPILE_MODULES if compiled else ()))
+               (torch_modules, other_modules))
 
 
 @nox.session(python=PYTHON)

@@ -89,9 +89,10 @@ def test_a_reused_venv_installs_nothing_until_a_pin_or_the_project_changes(noxfi
 
 
 def test_the_frameworks_are_compiled_by_importing_what_a_run_loads(noxfile, tmp_path):
-    """pip installs the frameworks without byte-compiling them; one import of the modules a
-    run loads, with bytecode writing on, compiles those while pip installs the project, and
-    is waited for before the venv counts as built (a module missing is no error)."""
+    """pip installs the frameworks without byte-compiling them; importing the modules a run
+    loads, with bytecode writing on, in one process per group, compiles those while pip
+    installs the project, and is waited for before the venv counts as built (a module
+    missing is no error)."""
     venv = tmp_path / "venv"
     venv.mkdir()
     session = _Session()
@@ -104,15 +105,29 @@ def test_the_frameworks_are_compiled_by_importing_what_a_run_loads(noxfile, tmp_
 
     noxfile.subprocess.Popen = popen
     noxfile._provision(session, venv, "python", ["torch==2.13.0", "jax"], ("jax",))
-    (process,) = noxfile.started
-    assert process.args[:2] == ["python", "-c"]
-    assert tuple(process.args[3:]) == noxfile.FRAMEWORK_MODULES
-    assert process.env["PYTHONDONTWRITEBYTECODE"] == ""
+    # one process per group, side by side
+    assert [tuple(p.args[3:]) for p in noxfile.started] == list(noxfile.FRAMEWORK_MODULES)
+    for process in noxfile.started:
+        assert process.args[:2] == ["python", "-c"]
+        assert process.env["PYTHONDONTWRITEBYTECODE"] == ""
     installs = session.installs()
-    assert runs_at_start == [1] and installs[0][-2:] == ("torch==2.13.0", "jax"), (
+    assert runs_at_start == [1, 1] and installs[0][-2:] == ("torch==2.13.0", "jax"), (
         "started after the frameworks, before the project")
-    assert installs[1][0] == "-e" and process.waited
+    assert installs[1][0] == "-e" and all(p.waited for p in noxfile.started)
     assert (venv / noxfile.MARKER).exists()
     done = subprocess.run([sys.executable, "-c", process.args[2], "json", "no_such_module_here"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_only_the_sessions_that_run_torch_compile_compile_inductor(noxfile, tmp_path, compiled):
+    session = _Session()
+    session.virtualenv = types.SimpleNamespace(location=str(tmp_path / "venv"), _reused=False)
+    session._runner = types.SimpleNamespace(global_config=types.SimpleNamespace(no_install=False))
+    (tmp_path / "venv").mkdir()
+    noxfile._install(session, "harness", compiled=compiled)
+    torch_group, other_group = (tuple(p.args[3:]) for p in noxfile.started)
+    assert torch_group[:4] == noxfile.FRAMEWORK_MODULES[0]
+    assert (noxfile.COMPILE_MODULES[0] in torch_group) is compiled
+    assert other_group == noxfile.FRAMEWORK_MODULES[1]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from crosscheck.jax_impl._framework import as_array
 from crosscheck.jax_impl.capture import forward
@@ -59,8 +60,8 @@ def train_step(params, x, y, *, lr, penalty_weight=0.0):
     check_train_step("train_step", params, x, y, lr, penalty_weight, concrete=_concrete)
     params = _arrays(params)
     dtype = params["conv1.weight"].dtype
-    new, loss, _ = _step(params, as_array(x), _labels(y), jnp.asarray(lr, dtype),
-                         jnp.asarray(penalty_weight, dtype))
+    new, loss, _ = _step(params, as_array(x), _labels(y), _rate(lr, dtype),
+                         _rate(penalty_weight, dtype))
     return {name: new[name] for name in params}, loss
 
 
@@ -80,7 +81,7 @@ def train_loop(params, batches, *, lr, penalty_weight=0.0):
     order = list(params)
     params = _arrays(params)
     dtype = params["conv1.weight"].dtype
-    rate, weight = jnp.asarray(step.lr, dtype), jnp.asarray(step.penalty_weight, dtype)
+    rate, weight = _rate(step.lr, dtype), _rate(step.penalty_weight, dtype)
     samples, total_loss, correct = 0, 0.0, 0
     for i, batch in check_batches(fn, batches):
         x, y = check_batch(fn, i, batch, step.arch)
@@ -160,6 +161,19 @@ def _labels(y):
     """
     y = as_array(y)
     return y.astype(jax.dtypes.canonicalize_dtype(jnp.int64))
+
+
+def _rate(value, dtype):
+    """``lr`` or ``penalty_weight`` in the weights' dtype, as the step takes it: a NumPy
+    scalar where it is concrete, a cast tracer under ``jit``.
+
+    A Python float and a 0-d ``jax.Array`` committed to a device would otherwise reach
+    ``_step`` as an uncommitted and a committed argument, and jit compiles one program for
+    each (the cross-check's cases draw both: 11 of 26 step programs were such twins).
+    """
+    if _concrete(value):
+        return np.asarray(value, dtype)
+    return jnp.asarray(value, dtype)
 
 
 def _concrete(a) -> bool:

@@ -691,13 +691,22 @@ def _torch_loss(target: Target, params, x, layer, via):
 
 def _jax_loss(target: Target, x, layer, via):
     """The penalty as a function of the weights, by one JAX path."""
-    import jax.numpy as jnp
-
     if via == "penalty":
         return lambda p: target.fn(p, x, layer)
     before = layer_input(layer)
     fwd = _of(target, FORWARD)
-    return lambda p: jnp.mean(jnp.square(x if before is None else fwd(p, x)[1][before]))
+    mean_square = _jax_mean_square()
+    return lambda p: mean_square(x if before is None else fwd(p, x)[1][before])
+
+
+@functools.cache
+def _jax_mean_square():
+    """``mean(h**2)`` under ``jax.jit``, as JAX code would write it: one program per shape
+    (and, under ``jax.grad``, one linearization and one transpose), where the eager
+    ``jnp.square`` and ``jnp.mean`` were each a program of their own, and so were their
+    derivatives' ``mul`` and ``broadcast_in_dim`` (~130 programs in the capture cells)."""
+    jax = load_jax()
+    return jax.jit(lambda h: jax.numpy.mean(jax.numpy.square(h)))
 
 
 def _values_and_grads(target: Target, case: Case, grads: bool) -> dict[str, tuple]:
