@@ -1,5 +1,6 @@
 """torch_impl never calls its native twin; the JAX versions have no per-element Python loop;
-jax_impl's two ways of reading an index's bounds reject the same bad indices."""
+jax_impl's two ways of reading an index's bounds reject the same bad indices; its training
+step compiles once per shape, whatever form the rates take."""
 
 from __future__ import annotations
 
@@ -85,3 +86,25 @@ def test_jax_impl_checks_an_index_on_the_host_or_the_device_alike(op, host_max, 
     (prop,) = [p for p in properties([op]) if p.name == "rejects_bad_input"]
     outcome = runner.run(prop, Target(BY_NAME[op], "jax_impl", backend), max_examples=60)
     assert outcome.compared > 0
+
+
+def test_jax_impl_train_step_compiles_one_program_whatever_form_the_rates_take(require_backend):
+    """``lr`` as a Python float or as a 0-d array on the device (the cross-check draws both)
+    meets the same compiled step: jit tells a committed argument from an uncommitted one,
+    and before ``_rate`` these were twin programs (11 of the 26 of a default run)."""
+    require_backend(Backend("jax-cpu"))
+    import jax
+    import numpy as np
+
+    from crosscheck.jax_impl import capture, training
+
+    device = jax.devices("cpu")[0]
+    params = {k: jax.device_put(w, device)
+              for k, w in capture.init_params(5, image_size=(5, 7), dtype="float32").items()}
+    x = jax.device_put(np.ones((3, 1, 5, 7), np.float32), device)
+    y = np.array([0, 1, 2])
+    before = training._step._cache_size()
+    training.train_step(params, x, y, lr=0.5, penalty_weight=0.25)
+    training.train_step(params, x, y, lr=jax.device_put(np.float32(0.5), device),
+                        penalty_weight=jax.device_put(np.float32(0.25), device))
+    assert training._step._cache_size() - before == 1

@@ -115,7 +115,8 @@ def test_the_frameworks_are_compiled_by_importing_what_a_run_loads(noxfile, tmp_
         "started after the frameworks, before the project")
     assert installs[1][0] == "-e" and all(p.waited for p in noxfile.started)
     assert (venv / noxfile.MARKER).exists()
-    done = subprocess.run([sys.executable, "-c", process.args[2], "json", "no_such_module_here"],
+    done = subprocess.run([sys.executable, "-c", noxfile.started[0].args[2], "json",
+                           "no_such_module_here"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
 

@@ -704,7 +704,8 @@ def _jax_mean_square():
     """``mean(h**2)`` under ``jax.jit``, as JAX code would write it: one program per shape
     (and, under ``jax.grad``, one linearization and one transpose), where the eager
     ``jnp.square`` and ``jnp.mean`` were each a program of their own, and so were their
-    derivatives' ``mul`` and ``broadcast_in_dim`` (~130 programs in the capture cells)."""
+    derivatives' ``mul`` and ``broadcast_in_dim`` (the capture cells with an empty cache:
+    235 programs before, 178 with this)."""
     jax = load_jax()
     return jax.jit(lambda h: jax.numpy.mean(jax.numpy.square(h)))
 
