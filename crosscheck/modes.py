@@ -169,6 +169,8 @@ def _jitted(fn):
             def traced(*xs, skeleton=skeleton):
                 return fn(*map_tree(skeleton, lambda s: xs[s.i], _Slot))
 
+            # named after the function it runs, for JAX_LOG_COMPILES and profiles
+            traced.__name__ = traced.__qualname__ = f"traced_{getattr(fn, '__name__', 'fn')}"
             compiled[key] = jax.jit(traced)
         return compiled[key](*arrays)
 

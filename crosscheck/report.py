@@ -71,6 +71,15 @@ class SelectionError(Exception):
     """The arguments select something that does not exist (exit status 2)."""
 
 
+#: examples per cell of the default run. Seeded as the report seeds, the default selection
+#: caught 94 of the 94 planted bugs that do not need the regression run with 10, 20, 30
+#: and 40 examples per cell alike (93 before the implicit-order historic case; the test
+#: session proves each catch with 200). 30 rather than 40 made the run 23% shorter warm
+#: (60 -> 46 s on 2 cores) and 29% cold (116 -> 82 s): each new shape costs JAX a
+#: compilation. Depth is the regression run's business (200 a cell; --examples N).
+EXAMPLES = 30
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="python -m crosscheck",
@@ -79,8 +88,8 @@ def parse_args(argv=None):
         "Subcommands: 'python -m crosscheck compare OLD.json NEW.json', "
         "'python -m crosscheck merge A.json B.json ... -o OUT.json'.",
     )
-    p.add_argument("--examples", type=int, default=40,
-                   help="hypothesis examples per property and target (default 40)")
+    p.add_argument("--examples", type=int, default=EXAMPLES,
+                   help=f"hypothesis examples per property and target (default {EXAMPLES})")
     p.add_argument("--seed", type=int, default=0, help="hypothesis seed (default 0: the same cases every run)")
     p.add_argument("--ops", default=None,
                    help="comma-separated ops or topics, e.g. gather,convlike (default: all)")

@@ -764,6 +764,12 @@ HISTORIC = (
              "np.einsum('obk,ijk->ioj', optimize=True) raised KeyError: 'b' on letters that "
              "only one operand has (the vectorized oracle uses optimize=True)",
              lambda: _einsum("obk,ijk->ioj", _values(2, 4, 8), _values(2, 4, 8, offset=32))),
+    Historic("einsum", "agrees_with_ref", "implicit output sorted by ASCII",
+             "https://github.com/pytorch/pytorch/pull/59731",
+             "torch.einsum's implicit output put lower-case letters before upper-case ones, "
+             "where NumPy sorts by ASCII code: einsum('bA') on a (2, 3) input is the (3, 2) "
+             "transpose (output 'Ab'), not the input itself",
+             lambda: _einsum("bA", _values(2, 3))),
     Historic("einsum", "matmul_pattern_equals_matmul", "batch of 1 on the left",
              "https://github.com/ml-explore/mlx/issues/4124",
              "mx.einsum('...ij,...jk->...ik') on (1, 3, 4) and (2, 4, 5) took the batch size from "
