@@ -54,12 +54,13 @@ def targets(plant: Plant, selection: Selection = DEFAULT) -> list[Target]:
 
 
 def catch(plant: Plant, selection: Selection = DEFAULT, *, max_examples: int = 200,
-          first: bool = True, historic: bool = True) -> list[Catch]:
+          first: bool = True, historic: bool = True, seed: int | None = None) -> list[Catch]:
     """The properties that catch ``plant`` under ``selection`` (each run without shrinking).
 
     A catch is an ``AssertionError`` (a ``Mismatch`` is one); a crash of another kind on
     valid input does not count. With ``first``, stop at the first catch; without
-    ``historic``, only drawn examples run.
+    ``historic``, only drawn examples run; ``seed``: every property seeded with it, as the
+    report seeds its cells (None: the profile's randomness).
     """
     quick = settings(settings.default, max_examples=max_examples, database=None,
                      phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False,
@@ -70,7 +71,7 @@ def catch(plant: Plant, selection: Selection = DEFAULT, *, max_examples: int = 2
             if target.mode not in prop.modes or not prop.applies(target):
                 continue
             try:
-                runner.run(prop, target, selection=selection, profile=quick,
+                runner.run(prop, target, selection=selection, profile=quick, seed=seed,
                            historic=historic_cases(prop) if historic else ())
             except Exception as e:  # noqa: BLE001 - a crash on valid input does not count
                 found = assertions_in(e)
