@@ -135,6 +135,9 @@ def load_jax():
     share_gpu_memory()
     import jax
 
+    from crosscheck import compiling
+
+    compiling.listen_to_jax(jax)  # a cell's record splits compiling from running
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
     cache = os.environ.get("CROSSCHECK_JAX_CACHE")

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
 from crosscheck import backends as backends_mod
+from crosscheck import compiling
 from crosscheck import modes as modes_mod
 from crosscheck.selection import DEFAULT, REGRESSION, Selection
 
@@ -60,6 +61,12 @@ class Cell:
     layouts: dict[str, int] = field(default_factory=dict)
     worst_ratio: float = 0.0  # worst |error| / allowed over all comparisons
     seconds: float = 0.0
+    #: of ``seconds``, compiling: JAX's tracing, lowering and XLA compilation (or cache
+    #: fetch), torch.compile's frames (crosscheck.compiling); JAX programs lowered, and
+    #: those of them the persistent cache did not hold
+    compile_seconds: float = 0.0
+    jax_programs: int = 0
+    jax_compiled: int = 0
     message: str = ""
 
     @property
@@ -249,7 +256,7 @@ def run_cell(prop, target, plan: Plan) -> Cell:
     quiet = settings(base, verbosity=Verbosity.quiet, derandomize=False,
                      max_examples=plan.examples)
     cell = _cell_of(prop, target)
-    t0 = time.perf_counter()
+    t0, compiled = time.perf_counter(), compiling.snapshot()
     try:
         outcome = runner.run(prop, target, selection=plan.selection, seed=plan.seed,
                              profile=quiet, historic=historic(prop))
@@ -266,6 +273,9 @@ def run_cell(prop, target, plan: Plan) -> Cell:
         if outcome.compared == 0:  # nothing compared is never "agree"
             cell.status = "known" if outcome.known else "empty"
     cell.seconds = time.perf_counter() - t0
+    spent = compiling.since(compiled)
+    cell.compile_seconds = min(spent["seconds"], cell.seconds)
+    cell.jax_programs, cell.jax_compiled = spent["jax_programs"], spent["jax_compiled"]
     return cell
 
 
@@ -611,6 +621,7 @@ def _main(args) -> int:
           f"{len(bad)} disagree or fail; {sum(c.status in ('known', 'empty') for c in results)} "
           f"compared nothing; {len(skipped)} skipped; {compared} examples compared, {known} "
           f"documented differences; {seconds:.1f} s")
+    print(compile_summary(results))
     if args.json:
         doc = record(args, plan, env, results, started, seconds, shard, present, absent, w)
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
@@ -621,6 +632,18 @@ def _main(args) -> int:
         print("error: no example was compared in the whole run: it checked nothing", file=sys.stderr)
         return 1
     return 1 if bad else 0
+
+
+def compile_summary(results: list[Cell]) -> str:
+    """How much of the cells' time was compiling: on a cold JAX cache (a fresh machine, a
+    new jax release) most of it, which is why ``compare`` judges time without it."""
+    cells = sum(c.seconds for c in results)
+    spent = sum(c.compile_seconds for c in results)
+    programs = sum(c.jax_programs for c in results)
+    compiled = sum(c.jax_compiled for c in results)
+    share = f" ({100 * spent / cells:.0f}%)" if cells else ""
+    return (f"cells: {cells:.1f} s, of which {spent:.1f} s{share} compiling; JAX lowered "
+            f"{programs} programs, {compiled} of them not in the persistent cache")
 
 
 def workers(jobs: int, cells: int, started: bool = False) -> dict:

@@ -28,7 +28,11 @@ cell, the first rule that applies decides its changes:
   - observed notes whose count changed are other (they are reported, never failed).
   - time per drawn example that grew by more than ``time_factor`` is worse when the new
     cell took at least ``min_seconds`` (so tiny cells do not flap); shrinking by as much
-    is better when the old cell took that long. Each time change names its backend's
+    is better when the old cell took that long. Where both records split it off
+    (``compile_seconds``, :mod:`crosscheck.compiling`), compiling is left out of both:
+    a new jax release starts with an empty persistent cache, and a cold cache would
+    otherwise read as a threefold slowdown of every JAX cell. The compile totals are
+    shown, not judged. Each time change names its backend's
     median change (new / old over all matched cells): on a busy machine every backend
     moves alike, so a cell that moved with its unchanged framework's median is noise.
 
@@ -116,6 +120,10 @@ def _cell(c, source: str, i: int) -> dict:
     c["observed"] = dict(c.get("observed") or {})
     c.setdefault("worst_ratio", 0.0)
     c["seconds"] = c.get("seconds") or 0.0
+    # records before crosscheck.compiling have no split: None, and time is judged whole
+    c["compile_seconds"] = _number(c.get("compile_seconds"))
+    for name in ("jax_programs", "jax_compiled"):
+        c[name] = c.get(name) if isinstance(c.get(name), int) else None
     c["message"] = c.get("message") or ""
     return c
 
@@ -220,8 +228,17 @@ def _first_line(message: str) -> str:
     return _ADDRESS.sub("0x?", lines[0].strip()) if lines else ""
 
 
-def _per_example(c: dict) -> float:
-    return c["seconds"] / max(c["drawn"], 1)
+def _split(o: dict, n: dict) -> bool:
+    """Both records split compiling from running: time is judged without compiling."""
+    return o["compile_seconds"] is not None and n["compile_seconds"] is not None
+
+
+def _running(c: dict, split: bool) -> float:
+    return max(0.0, c["seconds"] - c["compile_seconds"]) if split else c["seconds"]
+
+
+def _per_example(c: dict, split: bool) -> float:
+    return _running(c, split) / max(c["drawn"], 1)
 
 
 def _number(x) -> float | None:
@@ -299,6 +316,7 @@ def compare(old: dict, new: dict, *, factor: float = 4.0, time_factor: float = 3
         "failing_new": sum(c["status"] in FAILING for c in b.values()),
         "old_seconds": old["meta"].get("seconds"), "new_seconds": new["meta"].get("seconds"),
         "time_median_by_backend": medians,
+        "compiling": {"old": _compiling(a), "new": _compiling(b)},
     }
     diff = {
         "thresholds": {"factor": factor, "ratio_floor": floor, "time_factor": time_factor,
@@ -348,26 +366,42 @@ def _counts(change, key, o, n, same_draws):
                    f"observed {note!r}: {vo} -> {vn}")
 
 
+def _compiling(cells: dict) -> dict | None:
+    """A run's compile totals over its cells; None for a record without the split."""
+    if any(c["compile_seconds"] is None for c in cells.values()):
+        return None
+    return {"seconds": sum(c["compile_seconds"] for c in cells.values()),
+            "cells_seconds": sum(c["seconds"] for c in cells.values()),
+            "jax_programs": sum(c["jax_programs"] or 0 for c in cells.values()),
+            "jax_compiled": sum(c["jax_compiled"] or 0 for c in cells.values())}
+
+
 def _time_medians(a: dict, b: dict) -> dict[str, float]:
     """Per backend, the median over matched cells of new / old time per drawn example: how
     much the whole backend (or the machine: a busy one slows every backend) changed."""
     ratios: dict[str, list[float]] = {}
     for key in a.keys() & b.keys():
-        po, pn = _per_example(a[key]), _per_example(b[key])
+        split = _split(a[key], b[key])
+        po, pn = _per_example(a[key], split), _per_example(b[key], split)
         if po > 0 and pn > 0:
             ratios.setdefault(key[3], []).append(pn / po)
     return {backend: statistics.median(r) for backend, r in sorted(ratios.items())}
 
 
 def _time(change, key, o, n, time_factor, min_seconds, backend_median):
-    po, pn = _per_example(o), _per_example(n)
+    split = _split(o, n)
+    po, pn = _per_example(o, split), _per_example(n, split)
+    ro, rn = _running(o, split), _running(n, split)
     context = f"; backend median x{backend_median:.2g}" if backend_median else ""
-    detail = (f"time per example {po * 1e3:.3g} -> {pn * 1e3:.3g} ms "
-              f"({o['seconds']:.2f} -> {n['seconds']:.2f} s{context})")
-    if n["seconds"] >= min_seconds and pn > time_factor * po:
-        change(key, "time", "worse", o["seconds"], n["seconds"], detail)
-    elif o["seconds"] >= min_seconds and po > time_factor * pn:
-        change(key, "time", "better", o["seconds"], n["seconds"], detail)
+    what = "time per example without compiling" if split else "time per example"
+    spent = (f", compiling {o['compile_seconds']:.2f} -> {n['compile_seconds']:.2f} s"
+             if split else "")
+    detail = (f"{what} {po * 1e3:.3g} -> {pn * 1e3:.3g} ms "
+              f"({ro:.2f} -> {rn:.2f} s{spent}{context})")
+    if rn >= min_seconds and pn > time_factor * po:
+        change(key, "time", "worse", ro, rn, detail)
+    elif ro >= min_seconds and po > time_factor * pn:
+        change(key, "time", "better", ro, rn, detail)
 
 
 def _verdict(diff: dict) -> str:
@@ -412,6 +446,12 @@ def render(diff: dict) -> str:
                      "changes of known-difference counts are not judged")
     if s["old_seconds"] is not None or s["new_seconds"] is not None:
         lines.append(f"  run time: {_seconds(s['old_seconds'])} -> {_seconds(s['new_seconds'])}")
+    spent = s.get("compiling") or {}
+    if spent.get("old") or spent.get("new"):
+        lines.append("  compiling (not judged: a new jax release or a cold cache compiles "
+                     "everything; time per example is judged without it)")
+        lines.append(f"    old: {_spent(spent.get('old'))}")
+        lines.append(f"    new: {_spent(spent.get('new'))}")
     if s["time_median_by_backend"]:
         lines.append("  time per example, median new/old by backend: " + ", ".join(
             f"{b} x{m:.2f}" for b, m in s["time_median_by_backend"].items())
@@ -439,6 +479,13 @@ def render(diff: dict) -> str:
 
 def _seconds(x) -> str:
     return "-" if x is None else f"{x:.1f} s"
+
+
+def _spent(c: dict | None) -> str:
+    if c is None:
+        return "- (not recorded)"
+    return (f"{c['seconds']:.1f} of {c['cells_seconds']:.1f} s in cells, "
+            f"{c['jax_compiled']} of {c['jax_programs']} JAX programs compiled anew")
 
 
 # ------------------------------------------------------------------ merging

@@ -6,11 +6,12 @@ import gc
 import importlib.util
 import json
 import os
+import sys
 
 import pytest
 
 import crosscheck.ops
-from crosscheck import backends, report, runs
+from crosscheck import backends, compiling, report, runs
 from crosscheck.backends import Backend
 from crosscheck.optable import Target
 from crosscheck.planted import PLANTED
@@ -32,6 +33,41 @@ def test_report_agrees_on_refs_and_writes_a_run_record(tmp_path, capsys):
     cells = doc["cells"]
     assert cells and all(c["status"] == "agree" and c["compared"] > 0 for c in cells)
     assert {c["target"] for c in cells} == {"refs", "np.take_along_axis"}
+
+
+def test_compiling_counts_jax_programs_and_torch_compile_frames(monkeypatch):
+    if backends.Backend("jax-cpu").missing():
+        pytest.skip("needs jax-cpu: the JAX counts come from jax.monitoring")
+    jax = backends.load_jax()
+    start = compiling.snapshot()
+    jax.jit(lambda a: a * 3 - 1)(jax.numpy.arange(7.0))  # a new function: a new program
+    spent = compiling.since(start)
+    assert spent["jax_programs"] >= 1 and spent["seconds"] > 0
+    assert 0 <= spent["jax_compiled"] <= spent["jax_programs"]
+    # torch.compile's frames, from Dynamo's table of compile times (a stand-in here:
+    # compiling a real frame takes seconds)
+    table = {compiling.TORCH_FRAME: [0.5], "bytecode_tracing": [9.0]}
+    fake = type("utils", (), {"compilation_time_metrics": table})
+    monkeypatch.setitem(sys.modules, "torch._dynamo.utils", fake)
+    start = compiling.snapshot()
+    table[compiling.TORCH_FRAME].append(0.25)
+    table["bytecode_tracing"].append(9.0)  # a part of a frame's compile: not counted twice
+    assert compiling.since(start) == {"seconds": 0.25, "jax_programs": 0, "jax_compiled": 0}
+
+
+def test_cells_record_their_compiling_and_the_run_sums_it(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    impls = "refs" if backends.Backend("jax-cpu").missing() else "refs,jax_impl"
+    assert report.main(["--ops", "gather", "--impls", impls, "--examples", "3", "-j", "1",
+                        "--json", str(out)]) == 0
+    cells = json.loads(out.read_text())["cells"]
+    for c in cells:
+        assert 0 <= c["compile_seconds"] <= c["seconds"], c
+        assert 0 <= c["jax_compiled"] <= c["jax_programs"], c
+        if c["backend"] == "numpy":
+            assert (c["compile_seconds"], c["jax_programs"]) == (0, 0), c
+    total = sum(c["jax_programs"] for c in cells)
+    assert f"JAX lowered {total} programs" in capsys.readouterr().out
 
 
 def test_report_exits_non_zero_on_a_disagreement(monkeypatch, capsys):

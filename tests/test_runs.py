@@ -204,6 +204,36 @@ def test_time_thresholds_are_parameters():
     assert changes_of([cell(seconds=1.0)], [cell(seconds=3.5)], time_factor=4.0) == []
 
 
+def test_time_is_judged_without_compiling_where_both_records_split_it():
+    # a cold cache (a new jax release): x3.5 in all, all of it compiling
+    old, new = cell(seconds=1.0, compile_seconds=0.2), cell(seconds=3.5, compile_seconds=2.6)
+    assert changes_of([old], [new]) == []
+    # the same totals without the split (an older record on either side) are judged whole
+    assert only_change(cell(seconds=1.0), new)["worse"]
+    assert only_change(old, cell(seconds=3.5))["worse"]
+    # running itself got slower: worse, and the detail says what was compared
+    c = only_change(old, cell(seconds=3.5, compile_seconds=0.2))
+    assert c["worse"] and (c["old"], c["new"]) == (0.8, 3.3)
+    assert c["detail"].startswith("time per example without compiling 20 -> 82.5 ms")
+    assert "compiling 0.20 -> 0.20 s" in c["detail"]
+    # the running time, not the whole, must reach min_seconds
+    assert changes_of([cell(seconds=0.3, compile_seconds=0.0)],
+                      [cell(seconds=1.4, compile_seconds=1.0)]) == []
+
+
+def test_compile_totals_are_shown_not_judged():
+    old = [cell(seconds=1.0, compile_seconds=0.2, jax_programs=5, jax_compiled=0)]
+    new = [cell(seconds=3.5, compile_seconds=2.6, jax_programs=5, jax_compiled=5)]
+    diff = runs.compare(run(old), run(new))
+    assert not diff["worse"]
+    assert diff["summary"]["compiling"] == {
+        "old": {"seconds": 0.2, "cells_seconds": 1.0, "jax_programs": 5, "jax_compiled": 0},
+        "new": {"seconds": 2.6, "cells_seconds": 3.5, "jax_programs": 5, "jax_compiled": 5}}
+    text = runs.render(diff)
+    assert "new: 2.6 of 3.5 s in cells, 5 of 5 JAX programs compiled anew" in text
+    assert runs.compare(run([cell()]), run(new))["summary"]["compiling"]["old"] is None
+
+
 def test_time_medians_by_backend_give_context():
     old = base_cells()
     new = base_cells()
