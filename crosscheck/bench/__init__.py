@@ -165,7 +165,7 @@ def main(argv=None) -> int:
             natives = [n for n in op.natives if n.framework == backend.framework]
             if not natives or op.name not in EXAMPLES:
                 continue
-            for label, case in bench_cases(op.name):
+            for label, case in bench_cases(op.name, backend.device):
                 ours = Target(op, impl, backend)
                 args_ = ours.convert(case)
                 t_ours = time_call(ours.fn, args_, backend)

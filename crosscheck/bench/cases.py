@@ -158,8 +158,16 @@ BENCH = {
 }
 
 
-def bench_cases(op: str) -> list[tuple[str, Case]]:
-    """What ``nox -s bench`` times for ``op``: its bench cases, else its example at scale 1."""
+# On a GPU the scale-1 indexing example (8 MB of values) sits in an H200's 60 MB L2, so
+# its GB/s says nothing about memory: there the bench adds a case of 134 MB of values
+# (and 268 MB of int64 index), larger than any cache.
+GPU_SCALES = {"gather": 16.0, "scatter_add": 16.0}
+
+
+def bench_cases(op: str, device: str = "cpu") -> list[tuple[str, Case]]:
+    """What ``nox -s bench`` times for ``op`` on ``device``: its bench cases, else its
+    example at scale 1 (and, on a GPU, at ``GPU_SCALES[op]``)."""
     if op in BENCH:
         return BENCH[op]()
-    return [("example(1.0)", EXAMPLES[op](1.0))]
+    scales = [1.0] + ([GPU_SCALES[op]] if device == "cuda" and op in GPU_SCALES else [])
+    return [(f"example({s})", EXAMPLES[op](s)) for s in scales]
