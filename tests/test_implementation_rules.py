@@ -108,3 +108,39 @@ def test_jax_impl_train_step_compiles_one_program_whatever_form_the_rates_take(r
     training.train_step(params, x, y, lr=jax.device_put(np.float32(0.5), device),
                         penalty_weight=jax.device_put(np.float32(0.25), device))
     assert training._step._cache_size() - before == 1
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_torch_impl_conv_keeps_an_integer_dtype_where_it_multiplies_and_sums(dtype, require_backend):
+    """CUDA has no integer matmul, so there torch_impl.conv multiplies and sums; ``sum``
+    widens int32 to int64 unless told otherwise (seen on an H200: the first CUDA run's
+    only torch_impl disagreement). Checked here on the CPU, against the matmul path."""
+    require_backend(Backend("torch-cpu"))
+    import torch
+
+    from torch_impl import convlike
+
+    w = torch.arange(-3, 3, dtype=getattr(torch, dtype)).reshape(1, 2, 3)
+    cols = torch.arange(12, dtype=getattr(torch, dtype)).reshape(2, 1, 3, 2)
+    by_sum = convlike._matmul_by_sum(w, cols)
+    assert by_sum.dtype == w.dtype
+    assert torch.equal(by_sum, torch.matmul(w, cols))
+
+
+@pytest.mark.parametrize("native", ["lax.conv_general_dilated", "lax.conv_general_dilated_patches"])
+def test_jax_convolutions_on_a_gpu_take_no_integers(native):
+    """XLA:GPU's integer convolutions fail to compile (cuDNN has int8 only): a documented
+    difference for integer inputs on CUDA, and for nothing else."""
+    import numpy as np
+
+    from crosscheck.optable import Case
+
+    op = next(o for o in OPS if any(n.name == native for n in o.natives))
+    twin = next(n for n in op.natives if n.name == native)
+    case = EXAMPLES[op.name](0.001)
+    ints = Case((case.args[0].astype(np.int32),) + case.args[1:]).named(op.arg_names)
+    floats = case.named(op.arg_names)
+    on = {dev: Target(op, native, Backend(f"jax-{dev}"), twin) for dev in ("cpu", "cuda")}
+    assert "cuDNN" in twin.unsupported(ints, on["cuda"])
+    assert twin.unsupported(ints, on["cpu"]) is None
+    assert twin.unsupported(floats, on["cuda"]) is None

@@ -306,8 +306,10 @@ def test_the_parent_of_a_parallel_run_loads_no_framework(tmp_path):
             f"rc = report.main(['--ops', 'gather', '--impls', 'refs,torch_impl,jax_impl', "
             f"'--examples', '2', '-j', '2', '--json', {str(out)!r}]); "
             "print(rc, 'torch' in sys.modules, 'jax' in sys.modules)")
+    # every backend this machine has, whatever the session's --backends asked for
+    env = {k: v for k, v in os.environ.items() if k != backends.ENV_VAR}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))
+                          timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)), env=env)
     assert done.stdout.splitlines()[-1] == "0 False False", done.stdout + done.stderr
     doc = json.loads(out.read_text())
     env, selection = doc["meta"]["environment"], doc["meta"]["selection"]

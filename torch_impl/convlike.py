@@ -156,11 +156,17 @@ def _matmul(w: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
 
     CUDA has no integer matrix product (``addmm_cuda`` is not implemented for
     integers), so integers on an accelerator multiply and sum instead: more
-    memory, same exact result.
+    memory, same exact result. The sum keeps the product's dtype (``sum`` would
+    widen an int32 to int64; matmul does not).
     """
     if _integral_off_cpu(cols):
-        return (w.unsqueeze(-1) * cols.unsqueeze(2)).sum(dim=3)
+        return _matmul_by_sum(w, cols)
     return torch.matmul(w, cols)
+
+
+def _matmul_by_sum(w: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    products = w.unsqueeze(-1) * cols.unsqueeze(2)
+    return products.sum(dim=3, dtype=products.dtype)
 
 
 def _integral_off_cpu(x: torch.Tensor) -> bool:

@@ -492,6 +492,19 @@ def _torch_conv_unsupported(case, target):
     return None
 
 
+# XLA:GPU hands every convolution to cuDNN, whose only integer convolution is int8 in and
+# int8/f32 out; for any other integer dtype compilation fails with "UNIMPLEMENTED: Can't
+# lower one or more integer convolutions to idioms supported by CuDNN" (seen on an H200,
+# jax 0.11.2 + CUDA 13, for lax.conv_general_dilated and conv_general_dilated_patches,
+# which is a convolution with a one-hot kernel). XLA:CPU has its own integer convolution.
+_XLA_GPU_INT_CONV = ("XLA:GPU lowers convolutions to cuDNN, which has no integer convolution "
+                     "but int8 -> int8/f32 (UNIMPLEMENTED at compile time)")
+
+
+def _jax_conv_unsupported(case, target):
+    return _XLA_GPU_INT_CONV if _on_cuda_integers(case, target) else None
+
+
 def _jax_transpose_unsupported(case, target):
     if np.issubdtype(case["input"].dtype, np.integer):
         return "jax.linear_transpose is for floating inputs: an integer input's cotangent is float0"
@@ -626,7 +639,7 @@ UNFOLD_NATIVES = (
            unsupported=_torch_im2col_unsupported),
     Native("lax.conv_general_dilated_patches", "jax", jax_patches,
            f"reshaped to (N, C*K, L); {_UNBATCHED}; {_NORMALIZED}",
-           known_difference=_patches_vjp_known),
+           unsupported=_jax_conv_unsupported, known_difference=_patches_vjp_known),
 )
 FOLD_NATIVES = (
     Native("F.fold", "torch", torch_fold, "2 spatial dims, floats only",
@@ -640,7 +653,8 @@ CONV_NATIVES = (
     Native("F.conv1d/2d/3d", "torch", torch_conv, "picked by weight's rank",
            unsupported=_torch_conv_unsupported),
     Native("lax.conv_general_dilated", "jax", lax_conv,
-           f"feature_group_count=groups, bias added after; {_UNBATCHED}; {_NORMALIZED}"),
+           f"feature_group_count=groups, bias added after; {_UNBATCHED}; {_NORMALIZED}",
+           unsupported=_jax_conv_unsupported),
 )
 MAX_POOL_NATIVES = (
     Native("F.max_pool1d/2d/3d", "torch", torch_max_pool,
