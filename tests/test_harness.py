@@ -86,8 +86,8 @@ def test_jax_impl_is_jit_compatible(op, require_backend):
     case = EXAMPLES[op](0.001)
     fn = getattr(jax_impl, op)
     # on the CPU, as the backend asked for: on a GPU, scatter_add's duplicate indices add up
-    # in atomics' order, which is not repeatable bit for bit (seen on an H200: 41 of 2,560
-    # sums 1 ulp apart between two calls); the repeatable property knows that
+    # in atomics' order, which is not repeatable bit for bit (seen on an H200: eager and jit
+    # 1 ulp apart in 41 of 2,560 sums); the regression tier's repeatable property records it
     with jax.default_device(jax.devices("cpu")[0]):
         args = [jax.device_put(a, jax.devices("cpu")[0]) if isinstance(a, np.ndarray) else a
                 for a in case.args]
