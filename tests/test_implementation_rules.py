@@ -1,8 +1,11 @@
 """torch_impl never calls its native twin; the JAX versions have no per-element Python loop;
 jax_impl's two ways of reading an index's bounds reject the same bad indices; its training
-step compiles once per shape, whatever form the rates take."""
+step compiles once per shape, whatever form the rates take; the integer matmul that CUDA
+needs keeps its dtype; JAX's convolutions are declared integer-free on a GPU only."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
@@ -110,21 +113,23 @@ def test_jax_impl_train_step_compiles_one_program_whatever_form_the_rates_take(r
     assert training._step._cache_size() - before == 1
 
 
-@pytest.mark.parametrize("dtype", ["int32", "int64"])
-def test_torch_impl_conv_keeps_an_integer_dtype_where_it_multiplies_and_sums(dtype, require_backend):
-    """CUDA has no integer matmul, so there torch_impl.conv multiplies and sums; ``sum``
-    widens int32 to int64 unless told otherwise (seen on an H200: the first CUDA run's
-    only torch_impl disagreement). Checked here on the CPU, against the matmul path."""
+@pytest.mark.parametrize("shapes", [((3, 4, 5), (3, 5, 2)), ((1, 2, 3), (2, 1, 3, 2))],
+                         ids=["einsum's (nb, m, k) @ (nb, k, n)", "conv's (G, O, R) @ (N, G, R, L)"])
+def test_torch_impl_integer_matmul_equals_matmul_in_the_operands_dtype(shapes, require_backend):
+    """CUDA has no integer matmul, so there einsum and conv multiply and sum, through the
+    one helper that einsum also uses for integers on the CPU. ``sum`` widens int32 to
+    int64 unless told otherwise, which the first CUDA run found in conv's own copy of it
+    (an H200: the only torch_impl disagreement). Held here on the CPU against matmul."""
     require_backend(Backend("torch-cpu"))
     import torch
 
-    from torch_impl import convlike
+    from torch_impl.einsum import integer_matmul
 
-    w = torch.arange(-3, 3, dtype=getattr(torch, dtype)).reshape(1, 2, 3)
-    cols = torch.arange(12, dtype=getattr(torch, dtype)).reshape(2, 1, 3, 2)
-    by_sum = convlike._matmul_by_sum(w, cols)
-    assert by_sum.dtype == w.dtype
-    assert torch.equal(by_sum, torch.matmul(w, cols))
+    a = torch.arange(-30, -30 + math.prod(shapes[0]), dtype=torch.int32).reshape(shapes[0])
+    b = torch.arange(math.prod(shapes[1]), dtype=torch.int32).reshape(shapes[1])
+    product = integer_matmul(a, b)
+    assert product.dtype == torch.int32
+    assert torch.equal(product, torch.matmul(a, b))
 
 
 @pytest.mark.parametrize("native", ["lax.conv_general_dilated", "lax.conv_general_dilated_patches"])

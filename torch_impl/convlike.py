@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from refs.checks.convlike import Geometry
 from torch_impl._host import check_conv, check_fold, check_max_pool, check_unfold, require_array
+from torch_impl.einsum import integer_matmul
 
 
 def unfold(input: torch.Tensor, kernel_size, dilation=1, padding=0, stride=1, *,
@@ -155,18 +156,12 @@ def _matmul(w: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """``(G, O, R) @ (N, G, R, L) -> (N, G, O, L)``.
 
     CUDA has no integer matrix product (``addmm_cuda`` is not implemented for
-    integers), so integers on an accelerator multiply and sum instead: more
-    memory, same exact result. The sum keeps the product's dtype (``sum`` would
-    widen an int32 to int64; matmul does not).
+    integers), so integers on an accelerator multiply and sum instead, as
+    ``einsum`` does: more memory, same exact result, same dtype.
     """
     if _integral_off_cpu(cols):
-        return _matmul_by_sum(w, cols)
+        return integer_matmul(w, cols)
     return torch.matmul(w, cols)
-
-
-def _matmul_by_sum(w: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    products = w.unsqueeze(-1) * cols.unsqueeze(2)
-    return products.sum(dim=3, dtype=products.dtype)
 
 
 def _integral_off_cpu(x: torch.Tensor) -> bool:

@@ -86,9 +86,19 @@ def _contract(a, la, b, lb, step: Contract, plan) -> torch.Tensor:
     elif a.dtype.is_floating_point or a.dtype.is_complex:
         out = torch.bmm(a, b)
     else:
-        # integer bmm is missing on CUDA (torch#44428); products of ints are exact in any order
-        out = (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2, dtype=a.dtype)
+        out = integer_matmul(a, b)
     return out.reshape(out_shape)
+
+
+def integer_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for integer tensors (batch dims broadcast), as a multiply and a sum.
+
+    Integer bmm/matmul is missing on CUDA (torch#44428); products of ints are exact in
+    any order. The sum keeps the product's dtype: torch's ``sum`` would widen int32 to
+    int64, which ``matmul`` does not.
+    """
+    products = a.unsqueeze(-1) * b.unsqueeze(-3)
+    return products.sum(-2, dtype=products.dtype)
 
 
 def _sum(x: torch.Tensor, dims) -> torch.Tensor:
