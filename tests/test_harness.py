@@ -355,3 +355,18 @@ def test_pick_keeps_one_strategy_per_option_tuple_and_tells_types_apart():
     assert pick((1, 2)) is not pick((1.0, 2.0)) and pick((1,)) is not pick((True,))
     assert pick((1.0,)).example() == 1.0 and type(pick((1.0,)).example()) is float
     assert pick(([1], [2])).example() in ([1], [2]), "unhashable options still work"
+
+
+def test_the_probe_times_every_stage_it_names(require_backend, capsys):
+    """``python -m crosscheck.bench.probe`` reaches into torch_impl's private stages; run
+    small on the CPU here, so that a renamed stage breaks a test, not the next GPU lease."""
+    require_backend(backends.Backend("torch-cpu"))
+    from crosscheck.bench import probe
+
+    assert probe.main(["--device", "cpu", "--scale", "0.001"]) == 0
+    text = capsys.readouterr().out
+    for heading in ("gather, example(0.001)", "scatter_add, example(0.001)",
+                    "unfold example(0.001)", "fold example(0.001)"):
+        assert heading in text
+    rows = [line for line in text.splitlines() if line.endswith(("ms", "GB/s"))]
+    assert len(rows) == 21 and all(" ms" in row for row in rows)
